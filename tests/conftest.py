@@ -1,0 +1,65 @@
+"""Shared helpers: compose the real conf/ with Hydra's compose API, and run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from trainer.boundary import register_resolvers, to_train_config
+from trainer.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def compose_dict(overrides: list[str]) -> Any:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def load_config(
+    overrides: list[str] | None = None, run_dir: Path | str = "/tmp/trainer-test-run"
+) -> TrainConfig:
+    """The same compose -> validate path as the CLI, with the run folder given explicitly."""
+    return to_train_config(compose_dict([f"run.dir={run_dir}", *(overrides or [])]))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **extra})
+    env.pop("TRAINER_DEBUG", None)
+    return env
+
+
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 600, module: str = "trainer", **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def quick_overrides(tmp_path: Path) -> list[str]:
+    """A few steps of the default job, writing under tmp_path, for end-to-end tests."""
+    return [
+        f"run.output_root={tmp_path / 'outputs'}",
+        "trainer.max_steps=12",
+        "trainer.val_every=6",
+        "trainer.checkpoint_every=6",
+        "trainer.progress_bar=false",
+        "data.max_examples=600",
+    ]

@@ -1,0 +1,145 @@
+"""Composition of every conf/ option, the validation boundary, and the rules' messages."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import CONF, compose_dict, load_config
+from trainer.boundary import to_train_config
+from trainer.config import ConfigError, validate
+
+
+def problems_of(overrides: list[str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides)
+    return [p.render() for p in info.value.problems]
+
+
+def test_default_config_validates_with_derived_batch_arithmetic() -> None:
+    cfg = load_config()
+    assert cfg.model.from_scratch and cfg.model.architecture is not None
+    assert cfg.data.global_batch == cfg.data.micro_batch * cfg.grad_accum * cfg.parallelism.world_size
+    assert cfg.tracker.kind == "mlflow" and cfg.peft.method == "none"
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(p.parent.name, p.stem) for p in sorted(CONF.glob("*/*.yaml")) if p.parent.name not in {"hydra"}],
+)
+def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("parallelism", "ddp"):
+        overrides.append("data.global_batch=64")
+    if (group, option) == ("data", "alpaca"):
+        overrides.append("data.sequence_len=512")
+    cfg = load_config(overrides)
+    assert cfg is not None
+
+
+def test_grad_accum_is_derived() -> None:
+    cfg = load_config(["data.global_batch=64", "data.micro_batch=16"])
+    assert cfg.grad_accum == 4
+
+
+def test_unknown_key_inside_yaml_is_rejected_with_its_dotted_name() -> None:
+    data = compose_dict(["run.dir=/tmp/x", "+optimizer.lrr=0.1"])
+    with pytest.raises(ConfigError) as info:
+        to_train_config(data)
+    assert [p.render() for p in info.value.problems] == [
+        "  optimizer.lrr: unknown key; remove it or check the spelling"
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    lines = problems_of(["optimizer.lr=abc", "data.micro_batch=0"])
+    assert len(lines) == 2
+    assert any(line.startswith("  optimizer.lr=abc: Input should be a valid number") for line in lines)
+    assert any(line.startswith("  data.micro_batch=0: Input should be greater than 0") for line in lines)
+
+
+def test_union_tag_is_not_part_of_the_reported_key() -> None:
+    lines = problems_of(["parallelism=ddp", "parallelism.devices=0"])
+    assert lines[0].startswith("  parallelism.devices=0: Input should be greater than 0"), lines
+
+
+def test_global_batch_not_divisible_names_key_and_fix() -> None:
+    lines = problems_of(["data.global_batch=40", "data.micro_batch=16"])
+    assert lines == [
+        "  data.global_batch=40: not divisible by micro_batch 16 x 1 data-parallel rank(s); "
+        "use data.global_batch=32 or 48, or change data.micro_batch"
+    ]
+
+
+def test_ddp_ranks_enter_the_batch_arithmetic() -> None:
+    lines = problems_of(
+        ["parallelism=ddp", "parallelism.devices=3", "data.global_batch=64", "data.micro_batch=8"]
+    )
+    assert "micro_batch 8 x 3 data-parallel rank(s)" in lines[0]
+
+
+def test_steps_and_epochs_exactly_one() -> None:
+    assert "max_steps and max_epochs are both set" in problems_of(["trainer.max_epochs=2"])[0]
+    assert "both null" in problems_of(["trainer.max_steps=null"])[0]
+
+
+def test_warmup_longer_than_run() -> None:
+    lines = problems_of(["trainer.max_steps=10", "scheduler.warmup_steps=10", "scheduler.warmup_ratio=0"])
+    assert lines[0].startswith("  scheduler.warmup_steps=10: warmup is not shorter than the run")
+
+
+def test_warmup_steps_and_ratio_not_both() -> None:
+    assert "warmup_steps and warmup_ratio are both set" in problems_of(["scheduler.warmup_steps=5"])[0]
+
+
+def test_validation_scheduled_without_validation_data() -> None:
+    lines = problems_of(["data.validation_path=null"])
+    assert lines[0].startswith(
+        "  trainer.val_every=100: validation is scheduled but the data has no validation set"
+    )
+
+
+def test_two_validation_sources() -> None:
+    assert "validation_path and val_count are both set" in problems_of(["data.val_count=10"])[0]
+
+
+def test_sequence_longer_than_model_positions() -> None:
+    lines = problems_of(["data.sequence_len=1024"])
+    assert lines[0].startswith(
+        "  data.sequence_len=1024: longer than the model's max_position_embeddings=512"
+    )
+
+
+def test_heads_must_divide_hidden_size() -> None:
+    lines = problems_of(["model.architecture.num_attention_heads=3"])
+    assert lines[0].startswith(
+        "  model.architecture: hidden_size=128 is not divisible by num_attention_heads=3"
+    )
+
+
+def test_ddp_with_one_process() -> None:
+    assert (
+        "parallelism.devices=1: ddp with one process"
+        in problems_of(["parallelism=ddp", "parallelism.devices=1"])[0]
+    )
+
+
+def test_unset_required_value_is_reported_not_accepted_as_text() -> None:
+    lines = problems_of(["data.path=???"])
+    assert lines == ["  data.path=???: required but not set; pass data.path=<value> on the command line"]
+
+
+def test_wrong_tag_names_the_options() -> None:
+    lines = problems_of(["parallelism.strategy=fdsp"])
+    assert lines == ["  parallelism.strategy=fdsp: unknown option (valid: single, ddp); did you mean ddp?"]
+
+
+def test_validated_config_is_frozen() -> None:
+    cfg = load_config()
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.optimizer.lr = 1.0  # type: ignore[misc]
+
+
+def test_validate_accepts_a_plain_dict_without_hydra() -> None:
+    data = load_config().model_dump()
+    assert validate(data) == load_config()

@@ -1,0 +1,49 @@
+"""`python -m trainer` / `trainer`: compose -> validate -> train, the one flow.
+
+The Hydra task function does exactly that and returns the final validation loss, so sweepers can
+optimise it. User mistakes (bad config, missing file, hub unreachable) exit 2 with a short message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, to_train_config
+
+register_resolvers()
+
+
+def _launcher_facts() -> dict[str, Any]:
+    """Multirun jobs get `run.sweep` (sweep folder name and job index) to tag their tracker runs."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return {}
+    return {"run.sweep": {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}}
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        train_cfg = to_train_config(cfg, _launcher_facts())
+        from trainer.train import train  # heavy imports only once the config is known to be good
+
+        return train(train_cfg).val_loss
+    except USER_ERRORS as err:
+        report_and_exit(err)
+    return None
+
+
+def main() -> None:
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""`trainer:` the training loop: length, evaluation, logging, checkpoints, precision (keys in train.yaml)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from trainer.config.base import StrictModel
+
+Precision = Literal["32", "bf16-mixed", "bf16-true", "16-mixed"]
+
+
+class LoopConfig(StrictModel):
+    max_steps: PositiveInt | None = Field(300, description="Optimizer steps to run (or set max_epochs).")
+    max_epochs: PositiveInt | None = Field(None, description="Epochs to run (or set max_steps).")
+    val_every: PositiveInt | None = Field(50, description="Validate every N optimizer steps; null = never.")
+    val_at_start: bool = Field(True, description="Validate once before training, to log the step-0 baseline.")
+    log_every: PositiveInt = Field(10, description="Log train metrics every N optimizer steps.")
+    checkpoint_every: PositiveInt | None = Field(
+        100, description="Save a checkpoint every N steps; null = off."
+    )
+    save_last: bool = Field(True, description="Keep checkpoints/last.ckpt pointing at the newest state.")
+    precision: Precision = Field("32", description="Numeric precision passed to Lightning.")
+    gradient_clip: float | None = Field(
+        1.0, gt=0, description="Clip the global grad norm to this; null = off."
+    )
+    progress_bar: bool = Field(True, description="Show Lightning's rich progress bar.")
+    export_model: bool = Field(
+        True, description="Write the final model in Hugging Face format to <run>/model."
+    )
+
+    @model_validator(mode="after")
+    def _one_length(self) -> LoopConfig:
+        if (self.max_steps is None) == (self.max_epochs is None):
+            both = "both set" if self.max_steps is not None else "both null"
+            raise ValueError(f"max_steps and max_epochs are {both}: set exactly one")
+        return self

@@ -1,0 +1,76 @@
+"""`model:` which model to train (mirrors conf/model/)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from trainer.config.base import StrictModel
+
+
+class LlamaArchitecture(StrictModel):
+    """Shape of a Llama model built from scratch (random init); the vocabulary comes from the tokenizer."""
+
+    family: Literal["llama"] = "llama"
+    hidden_size: PositiveInt = Field(128, description="Width of the residual stream.")
+    intermediate_size: PositiveInt = Field(344, description="Width of the MLP.")
+    num_hidden_layers: PositiveInt = Field(4, description="Number of decoder layers.")
+    num_attention_heads: PositiveInt = Field(4, description="Query heads per layer.")
+    num_key_value_heads: PositiveInt | None = Field(
+        None, description="KV heads (GQA); null = same as query heads."
+    )
+    max_position_embeddings: PositiveInt = Field(512, description="Longest sequence the model supports.")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
+    tie_word_embeddings: bool = Field(True, description="Share input and output embeddings.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> LlamaArchitecture:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
+                f"{self.num_attention_heads}; pick a head count that divides it"
+            )
+        kv = self.num_key_value_heads or self.num_attention_heads
+        if self.num_attention_heads % kv:
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} is not divisible by num_key_value_heads={kv}"
+            )
+        return self
+
+
+class ModelConfig(StrictModel):
+    name_or_path: str | None = Field(
+        None, description="Hub id (e.g. meta-llama/Llama-3.2-1B) or local folder with config.json + weights."
+    )
+    from_scratch: bool = Field(
+        False, description="Random init from `architecture` instead of loading weights."
+    )
+    architecture: LlamaArchitecture | None = Field(None, description="Model shape when from_scratch is true.")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer hub id or folder; null = same as name_or_path."
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Dtype of the weights.")
+    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="Attention kernel.")
+    trust_remote_code: bool = Field(
+        False, description="Allow model code from the hub; off unless you set it."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+
+    @model_validator(mode="after")
+    def _source_is_known(self) -> ModelConfig:
+        if self.from_scratch and self.architecture is None and self.name_or_path is None:
+            raise ValueError(
+                "from_scratch=true needs `architecture` or a `name_or_path` to read config.json from"
+            )
+        if not self.from_scratch and self.name_or_path is None:
+            raise ValueError("name_or_path is null: set a hub id or local folder, or from_scratch=true")
+        if self.tokenizer is None and self.name_or_path is None:
+            raise ValueError(
+                "tokenizer is null and there is no name_or_path to take it from: set model.tokenizer"
+            )
+        return self
+
+    @property
+    def tokenizer_source(self) -> str:
+        return self.tokenizer or self.name_or_path  # type: ignore[return-value]

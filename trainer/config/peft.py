@@ -1,0 +1,26 @@
+"""`peft:` parameter-efficient fine-tuning (tagged union on `method`, mirrors conf/peft/)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+
+from trainer.config.base import StrictModel
+
+
+class NoPeft(StrictModel):
+    method: Literal["none"] = "none"
+
+
+class LoraConfig(StrictModel):
+    method: Literal["lora"] = "lora"
+    r: PositiveInt = Field(8, description="Rank of the update matrices.")
+    alpha: float = Field(16.0, gt=0, description="Scale: the update is multiplied by alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all-linear."
+    )
+
+
+PeftConfig = Annotated[NoPeft | LoraConfig, Field(discriminator="method")]

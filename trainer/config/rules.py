@@ -1,0 +1,91 @@
+"""Cross-field rules: checks that need more than one group (batch arithmetic, lengths, periods).
+
+They run after every field is individually valid, and each returns a `Problem` naming the key to
+change and how. Rules check; they never rewrite what the user wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from trainer.config.problems import Problem
+
+if TYPE_CHECKING:
+    from trainer.config.train import TrainConfig
+
+Rule = Callable[["TrainConfig"], Problem | None]
+
+
+def _batch_divides(cfg: TrainConfig) -> Problem | None:
+    d, ranks = cfg.data, cfg.parallelism.world_size
+    per_step = d.micro_batch * ranks
+    if d.global_batch % per_step == 0:
+        return None
+    lower = max(per_step, d.global_batch // per_step * per_step)
+    return Problem(
+        "data.global_batch",
+        d.global_batch,
+        f"not divisible by micro_batch {d.micro_batch} x {ranks} data-parallel rank(s)",
+        f"use data.global_batch={lower} or {lower + per_step}, or change data.micro_batch",
+    )
+
+
+def _validation_needed(cfg: TrainConfig) -> Problem | None:
+    if cfg.trainer.val_every is not None and not cfg.data.has_validation:
+        return Problem(
+            "trainer.val_every",
+            cfg.trainer.val_every,
+            "validation is scheduled but the data has no validation set",
+            "set data.validation_path, data.val_fraction or data.val_count, or trainer.val_every=null",
+        )
+    return None
+
+
+def _warmup_fits(cfg: TrainConfig) -> Problem | None:
+    steps = cfg.trainer.max_steps
+    if steps is not None and cfg.scheduler.warmup_steps >= steps:
+        return Problem(
+            "scheduler.warmup_steps",
+            cfg.scheduler.warmup_steps,
+            f"warmup is not shorter than the run (trainer.max_steps={steps})",
+            f"use scheduler.warmup_steps<{steps} or scheduler.warmup_ratio",
+        )
+    return None
+
+
+def _sequence_fits_model(cfg: TrainConfig) -> Problem | None:
+    arch = cfg.model.architecture
+    if arch is not None and cfg.model.from_scratch and cfg.data.sequence_len > arch.max_position_embeddings:
+        return Problem(
+            "data.sequence_len",
+            cfg.data.sequence_len,
+            f"longer than the model's max_position_embeddings={arch.max_position_embeddings}",
+            f"use data.sequence_len<={arch.max_position_embeddings}",
+        )
+    return None
+
+
+def _ddp_needs_devices(cfg: TrainConfig) -> Problem | None:
+    p = cfg.parallelism
+    if p.strategy == "ddp" and p.world_size < 2:
+        return Problem(
+            "parallelism.devices",
+            p.devices,
+            "ddp with one process is just slower single-device training",
+            "use parallelism=single, or parallelism.devices>=2",
+        )
+    return None
+
+
+RULES: tuple[Rule, ...] = (
+    _batch_divides,
+    _validation_needed,
+    _warmup_fits,
+    _sequence_fits_model,
+    _ddp_needs_devices,
+)
+
+
+def check(cfg: TrainConfig) -> list[Problem]:
+    return [p for rule in RULES if (p := rule(cfg)) is not None]

@@ -1,0 +1,27 @@
+"""`run:` where a run lives and how it is named (top-level keys in conf/train.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from trainer.config.base import StrictModel
+
+
+class SweepInfo(StrictModel):
+    """Filled in by the launcher for multirun jobs (not by users): tags the tracker run."""
+
+    id: str = Field(description="Name of the sweep folder under outputs/<experiment>/sweeps/.")
+    job: int = Field(description="Index of this job within the sweep.")
+
+
+class RunConfig(StrictModel):
+    experiment: str = Field("default", description="Experiment name: groups runs in outputs/ and MLflow.")
+    name: str = Field(
+        description="Run name: the folder outputs/<experiment>/<name>/ and the MLflow run name."
+    )
+    dir: str = Field(description="This run's folder (set from Hydra's output dir; tests pass their own).")
+    output_root: str = Field("outputs", description="Root of all run folders and the default MLflow store.")
+    seed: int = Field(1234, description="Seed for model init, data order and dropout.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Free-form tags added to the MLflow run.")
+    description: str | None = Field(None, description="Free text stored with the run.")
+    sweep: SweepInfo | None = Field(None, description="Set by the launcher in multirun mode; leave null.")

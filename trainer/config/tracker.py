@@ -1,0 +1,26 @@
+"""`tracker:` where metrics go (tagged union on `kind`, mirrors conf/tracker/)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from trainer.config.base import StrictModel
+
+
+class NoTracker(StrictModel):
+    kind: Literal["none"] = "none"
+
+
+class MlflowTracker(StrictModel):
+    kind: Literal["mlflow"] = "mlflow"
+    uri: str | None = Field(
+        None,
+        description="Tracking URI (sqlite:///..., http://host:port); null = sqlite under run.output_root.",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; null = run.experiment.")
+    log_model: bool = Field(False, description="Also upload the exported model folder as artifacts.")
+
+
+TrackerConfig = Annotated[NoTracker | MlflowTracker, Field(discriminator="kind")]

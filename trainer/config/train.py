@@ -1,0 +1,61 @@
+"""`TrainConfig`: the whole validated run, composed from every group, plus the derived batch arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from trainer.config import rules
+from trainer.config.base import StrictModel
+from trainer.config.data import DataConfig
+from trainer.config.loop import LoopConfig
+from trainer.config.model import ModelConfig
+from trainer.config.optimizer import OptimizerConfig
+from trainer.config.parallelism import ParallelismConfig
+from trainer.config.peft import PeftConfig
+from trainer.config.problems import Problem, from_validation_error
+from trainer.config.run import RunConfig
+from trainer.config.scheduler import SchedulerConfig
+from trainer.config.tracker import TrackerConfig
+
+
+class TrainConfig(StrictModel):
+    run: RunConfig
+    model: ModelConfig
+    data: DataConfig
+    optimizer: OptimizerConfig
+    scheduler: SchedulerConfig
+    parallelism: ParallelismConfig
+    peft: PeftConfig
+    tracker: TrackerConfig
+    trainer: LoopConfig
+
+    @property
+    def grad_accum(self) -> int:
+        """global batch = micro batch x accumulation x data-parallel ranks (checked by rules)."""
+        return self.data.global_batch // (self.data.micro_batch * self.parallelism.world_size)
+
+
+class ConfigError(Exception):
+    """Raised with every problem found, so the user fixes them all in one round."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} config problem(s)")
+        self.problems = problems
+
+
+def _union_fields() -> frozenset[str]:
+    return frozenset(n for n, f in TrainConfig.model_fields.items() if f.discriminator)
+
+
+def validate(data: dict[str, Any]) -> TrainConfig:
+    """The one validation boundary: plain dict in, frozen TrainConfig out, or ConfigError."""
+    try:
+        cfg = TrainConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(from_validation_error(err, _union_fields())) from None
+    problems = rules.check(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

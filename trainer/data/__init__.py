@@ -1,0 +1,1 @@
+"""Data: read records, render prompts with label masks, tokenize, batch."""

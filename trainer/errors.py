@@ -1,0 +1,25 @@
+"""The one exception type for user mistakes.
+
+A `UserError` is printed as a short message and exits with status 2, never with a traceback: it means
+"your config or data is wrong, here is how to fix it", not "the program broke". Standard library only,
+so the config layer can raise it before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem the user can fix: bad config value, missing file, unreachable hub id."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        lines = ["trainer: error: " + self.message]
+        if self.hint:
+            lines.append("  fix: " + self.hint)
+        return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Models: build Hugging Face models and tokenizers, PEFT, the LightningModule, parameter accounting."""

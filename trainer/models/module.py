@@ -1,0 +1,81 @@
+"""The LightningModule: a plain HF causal LM, its loss, and validation loss + exact match.
+
+The model is created in `configure_model`, not `__init__`, so that sharding strategies can wrap it as
+it is built. Validation reports the token-weighted loss and `exact_match`: the share of examples whose
+every response token (and the closing EOS) is the argmax under teacher forcing. That is exactly the
+share that greedy decoding would answer word for word, computed without a generation loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from trainer.config import TrainConfig
+from trainer.data.alpaca import IGNORE
+from trainer.models.build import build_model
+from trainer.models.optim import build_optimizer, build_scheduler
+from trainer.models.peft import apply_peft
+
+
+def exact_matches(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example: 1.0 when every trained position's argmax equals its label (shifted by one)."""
+    pred = logits[:, :-1].argmax(-1)
+    target = labels[:, 1:]
+    trained = target != IGNORE
+    wrong = (pred != target) & trained
+    return (~wrong.any(dim=1)).float()[trained.any(dim=1)]
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of next-token cross entropy over trained positions, and their count."""
+    shift_logits = logits[:, :-1].float().reshape(-1, logits.size(-1))
+    shift_labels = labels[:, 1:].reshape(-1)
+    total = torch.nn.functional.cross_entropy(
+        shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum"
+    )
+    return total, (shift_labels != IGNORE).sum()
+
+
+class CausalLMModule(L.LightningModule):
+    def __init__(self, cfg: TrainConfig, hf_config: Any, total_steps: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.hf_config = hf_config
+        self.total_steps = total_steps
+        self.model: Any = None
+        self.val_loss = MeanMetric()
+        self.val_exact_match = MeanMetric()
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        self.model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, count = token_loss(self(batch), batch["labels"])
+        loss = total / count.clamp(min=1)
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        total, count = token_loss(logits, batch["labels"])
+        self.val_loss.update(total / count.clamp(min=1), weight=count)
+        self.val_exact_match.update(exact_matches(logits, batch["labels"]))
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self.log("val/exact_match", self.val_exact_match, on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.cfg.optimizer)
+        scheduler = build_scheduler(optimizer, self.cfg.scheduler, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,47 @@
+"""Optimizer with weight-decay groups, and warmup + cosine/linear/constant schedules."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from trainer.config.optimizer import OptimizerConfig
+from trainer.config.scheduler import SchedulerConfig
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only: norms and biases (1-D tensors) are not decayed, as is standard for LMs."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps
+    )
+
+
+def lr_factor(step: int, cfg: SchedulerConfig, total_steps: int) -> float:
+    """Multiplier of the peak lr at `step`: linear warmup from 0, then the chosen decay to min_lr_ratio."""
+    warmup = cfg.warmup_for(total_steps)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    if cfg.name == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.name == "cosine" else 1 - progress
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))

@@ -1,0 +1,68 @@
+"""MLflow: a Lightning `MLFlowLogger` pointed at an explicit store, with the validated config as params.
+
+MLflow 3 refuses plain `./mlruns` file stores and Lightning's logger still defaults to one, so the URI is
+always explicit: by default a sqlite file under `run.output_root`, with artifacts beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trainer.config import TrainConfig
+from trainer.config.tracker import MlflowTracker
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 1e-3}} -> {'optimizer.lr': 1e-3}; lists and None are kept as their string form."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def tracking_uri(cfg: TrainConfig, tracker: MlflowTracker) -> str:
+    if tracker.uri:
+        return tracker.uri
+    return "sqlite:///" + str(Path(cfg.run.output_root).resolve() / "mlflow.db")
+
+
+def artifact_root(cfg: TrainConfig) -> str:
+    return str(Path(cfg.run.output_root).resolve() / "mlartifacts")
+
+
+def run_tags(cfg: TrainConfig) -> dict[str, str]:
+    tags = {"experiment": cfg.run.experiment, "run_dir": str(Path(cfg.run.dir).resolve()), **cfg.run.tags}
+    if cfg.run.description:
+        tags["mlflow.note.content"] = cfg.run.description
+    if cfg.run.sweep is not None:
+        tags.update({"sweep": cfg.run.sweep.id, "sweep_job": str(cfg.run.sweep.job)})
+    return tags
+
+
+def make_logger(cfg: TrainConfig, tracker: MlflowTracker) -> Any:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    name = cfg.run.name if cfg.run.sweep is None else f"{cfg.run.sweep.id}-{cfg.run.sweep.job}"
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logger = MLFlowLogger(
+        experiment_name=tracker.experiment or cfg.run.experiment,
+        run_name=name,
+        tracking_uri=tracking_uri(cfg, tracker),
+        tags=run_tags(cfg),
+        artifact_location=artifact_root(cfg) if not tracker.uri else None,
+    )
+    logger.log_hyperparams(flatten(cfg.model_dump(mode="json")))
+    return logger
+
+
+def log_artifacts(logger: Any, files: list[Path], folder: Path | None = None) -> None:
+    for f in files:
+        logger.experiment.log_artifact(logger.run_id, str(f))
+    if folder is not None:
+        logger.experiment.log_artifacts(logger.run_id, str(folder), artifact_path=folder.name)

@@ -1,0 +1,187 @@
+"""`train(cfg)`: build everything from a validated `TrainConfig`, fit, export. No Hydra past this point.
+
+Order matters for failing fast: the tokenizer and model config are resolved (and a missing hub id
+reported) before data is prepared, and data problems are reported before the model is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+from trainer import provenance
+from trainer.callbacks import TokenThroughput
+from trainer.config import TrainConfig
+from trainer.config.tracker import MlflowTracker
+from trainer.data.datamodule import InstructionDataModule
+from trainer.export import export_model
+from trainer.models.accounting import meta_param_counts
+from trainer.models.build import hf_config, load_tokenizer
+from trainer.models.module import CausalLMModule
+from trainer.summary import StepPlan, print_end, print_start
+from trainer.tracking import mlflow as mlflow_tracking
+
+log = logging.getLogger("trainer")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    val_loss: float | None
+    metrics: dict[str, float]
+    baseline: dict[str, float] = field(default_factory=dict)
+    model_dir: Path | None = None
+    mlflow_run_id: str | None = None
+
+
+def _quiet_known_noise() -> None:
+    """Warnings that are expected on these setups and say nothing actionable to a user."""
+    for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*litlogger.*", ".*srun.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    # Lightning attaches its own console handler; route its records through ours instead (file: INFO,
+    # terminal: WARNING) so the terminal shows our summaries and the progress bar, not INFO chatter.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def plan_steps(cfg: TrainConfig, n_train: int) -> StepPlan:
+    batches = n_train // (cfg.data.micro_batch * cfg.parallelism.world_size)
+    per_epoch = max(1, batches // cfg.grad_accum)
+    total = cfg.trainer.max_steps or per_epoch * (cfg.trainer.max_epochs or 1)
+    return StepPlan(total=total, per_epoch=per_epoch, warmup=cfg.scheduler.warmup_for(total))
+
+
+def _accelerator(cfg: TrainConfig) -> str:
+    if cfg.parallelism.accelerator != "auto":
+        return cfg.parallelism.accelerator
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def _build_trainer(
+    cfg: TrainConfig, run_dir: Path, logger: Any, throughput: TokenThroughput, has_val: bool
+) -> L.Trainer:
+    loop, par = cfg.trainer, cfg.parallelism
+    callbacks: list[L.Callback] = [throughput]
+    if loop.checkpoint_every or loop.save_last:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="step-{step:06d}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=loop.checkpoint_every,
+                save_top_k=-1 if loop.checkpoint_every else 0,
+                save_last=loop.save_last,
+                save_on_exception=True,
+            )
+        )
+    if loop.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    validating = has_val and loop.val_every is not None
+    return L.Trainer(
+        accelerator=_accelerator(cfg),
+        devices=getattr(par, "devices", 1),
+        num_nodes=getattr(par, "nodes", 1),
+        strategy="ddp" if par.strategy == "ddp" else "auto",
+        precision=loop.precision,
+        max_steps=loop.max_steps or -1,
+        max_epochs=loop.max_epochs,
+        accumulate_grad_batches=cfg.grad_accum,
+        gradient_clip_val=loop.gradient_clip,
+        val_check_interval=(loop.val_every or 1) * cfg.grad_accum if validating else None,
+        check_val_every_n_epoch=None if validating else 1,
+        limit_val_batches=None if validating else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=loop.log_every,
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        default_root_dir=run_dir,
+        enable_progress_bar=loop.progress_bar,
+        enable_model_summary=False,
+        inference_mode=False,  # no_grad instead: metric states survive validate() before fit()
+    )
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if not k.endswith("/s") and k != "tokens/s"}
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    _quiet_known_noise()
+    run_dir = Path(cfg.run.dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    provenance_file = provenance.write(run_dir)
+    L.seed_everything(cfg.run.seed, workers=True, verbose=False)
+
+    tokenizer = load_tokenizer(cfg.model)
+    model_config = hf_config(cfg.model, tokenizer)
+    datamodule = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed)
+    data_summary = datamodule.prepare()
+    steps = plan_steps(cfg, len(datamodule.train_set))
+    params = meta_param_counts(cfg.model, model_config, cfg.peft)
+
+    logger, tracking = None, None
+    if isinstance(cfg.tracker, MlflowTracker):
+        logger = mlflow_tracking.make_logger(cfg, cfg.tracker)
+        uri = mlflow_tracking.tracking_uri(cfg, cfg.tracker)
+        tracking = f"mlflow {uri} (run {logger.run_id}); view: mlflow ui --backend-store-uri {uri}"
+        mlflow_tracking.log_artifacts(logger, [config_file, provenance_file])
+
+    throughput = TokenThroughput(cfg.trainer.log_every)
+    has_val = bool(datamodule.val_set)
+    trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val)
+    module = CausalLMModule(cfg, model_config, steps.total)
+    print_start(cfg, params, data_summary, steps, trainer.accelerator.__class__.__name__, tracking)
+
+    baseline: dict[str, float] = {}
+    if has_val and cfg.trainer.val_at_start:
+        baseline = _scalars(trainer.validate(module, datamodule=datamodule, verbose=False)[0])
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - started
+    metrics = _scalars(trainer.callback_metrics)
+    if has_val and (cfg.trainer.val_every is None or trainer.global_step % cfg.trainer.val_every):
+        metrics.update(_scalars(trainer.validate(module, datamodule=datamodule, verbose=False)[0]))
+    if cfg.trainer.save_last:
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+
+    paths = {"run folder": str(run_dir), "log": str(run_dir / "train.log")}
+    model_dir = None
+    if cfg.trainer.export_model and trainer.is_global_zero:
+        model_dir = export_model(module.model, tokenizer, run_dir / "model")
+        paths["model"] = f"{model_dir}  (AutoModelForCausalLM.from_pretrained)"
+    if logger is not None and trainer.is_global_zero:
+        logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+        mlflow_tracking.log_artifacts(
+            logger,
+            [run_dir / "train.log"] if (run_dir / "train.log").exists() else [],
+            model_dir if cfg.tracker.log_model else None,
+        )  # type: ignore[union-attr]
+        paths["mlflow run"] = f"{logger.run_id} in {mlflow_tracking.tracking_uri(cfg, cfg.tracker)}"
+    if trainer.is_global_zero:
+        print_end(cfg, metrics, baseline, seconds, throughput.mean_rate, paths)
+    val_loss = metrics.get("val/loss")
+    return TrainResult(
+        run_dir,
+        val_loss if val_loss is None or math.isfinite(val_loss) else None,
+        metrics,
+        baseline,
+        model_dir,
+        getattr(logger, "run_id", None),
+    )
