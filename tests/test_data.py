@@ -125,6 +125,7 @@ def test_unreachable_hub_dataset_fails_fast_and_says_how_to_use_a_local_file(mon
 
 def test_hub_ids_and_paths_are_told_apart(tmp_path: Path) -> None:
     assert not looks_local("tatsu-lab/alpaca") and not looks_local("alpaca")
+    assert not looks_local("meta-llama/Llama-3.2-1B")
     assert looks_local("data/train.json") and looks_local("./x") and looks_local(str(tmp_path))
 
 

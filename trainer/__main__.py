@@ -6,6 +6,7 @@ optimise it. User mistakes (bad config, missing file, hub unreachable) exit 2 wi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -18,8 +19,6 @@ register_resolvers()
 
 def _launcher_facts() -> dict[str, Any]:
     """Multirun jobs get `run.sweep` (sweep folder name and job index) to tag their tracker runs."""
-    from pathlib import Path
-
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -29,7 +28,11 @@ def _launcher_facts() -> dict[str, Any]:
     return {"run.sweep": {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}}
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+# Absolute, so the same conf/ is found from `python -m trainer`, the `trainer` console script and `-c`.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     try:
         train_cfg = to_train_config(cfg, _launcher_facts())

@@ -17,11 +17,14 @@ from trainer.errors import UserError
 PROBE_TIMEOUT_S = 3.0
 
 
+FILE_SUFFIXES = frozenset({".json", ".jsonl", ".parquet", ".csv", ".txt", ".arrow"})
+
+
 def looks_local(path: str) -> bool:
-    """A hub id is `name` or `org/name`; anything that exists, has an extension, a leading / . ~ or 3+ parts
-    is a path."""
+    """A hub id is `name` or `org/name` (dots allowed: Llama-3.2-1B); a path exists, starts with / . ~,
+    ends in a data-file suffix, or has 3+ parts."""
     p = Path(path).expanduser()
-    return p.exists() or path.startswith(("/", ".", "~")) or bool(p.suffix) or len(p.parts) > 2
+    return p.exists() or path.startswith(("/", ".", "~")) or p.suffix in FILE_SUFFIXES or len(p.parts) > 2
 
 
 def _offline() -> bool:

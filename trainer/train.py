@@ -120,6 +120,15 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if not k.endswith("/s") and k != "tokens/s"}
 
 
+def _validate(
+    trainer: L.Trainer, module: CausalLMModule, datamodule: InstructionDataModule
+) -> dict[str, float]:
+    """Run validation now; metrics are read from callback_metrics because the module logs them to the
+    trackers itself (against the right step), so `validate()`'s own return value does not hold them."""
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    return {k: v for k, v in _scalars(trainer.callback_metrics).items() if k.startswith("val/")}
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     _quiet_known_noise()
     run_dir = Path(cfg.run.dir)
@@ -151,13 +160,13 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     baseline: dict[str, float] = {}
     if has_val and cfg.trainer.val_at_start:
-        baseline = _scalars(trainer.validate(module, datamodule=datamodule, verbose=False)[0])
+        baseline = _validate(trainer, module, datamodule)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - started
     metrics = _scalars(trainer.callback_metrics)
     if has_val and (cfg.trainer.val_every is None or trainer.global_step % cfg.trainer.val_every):
-        metrics.update(_scalars(trainer.validate(module, datamodule=datamodule, verbose=False)[0]))
+        metrics.update(_validate(trainer, module, datamodule))
     if cfg.trainer.save_last:
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
 

@@ -1,0 +1,192 @@
+"""End to end: the real CLI in a subprocess, outputs loaded back with plain transformers and MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.conftest import cli_env, load_config, run_cli
+from trainer.assets import asset_path
+from trainer.data.alpaca import render_prompt
+
+pytestmark = pytest.mark.slow
+
+
+def _ok(proc) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _client(outputs: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+
+
+def test_run_writes_folder_model_checkpoints_provenance_and_mlflow(tmp_path: Path, quick_overrides) -> None:
+    proc = run_cli([*quick_overrides, "run.name=e2e", "run.experiment=cli"], cwd=tmp_path)
+    _ok(proc)
+    run = tmp_path / "outputs" / "cli" / "e2e"
+    assert "trainer: run cli/e2e" in proc.stdout and "trainer: finished cli/e2e" in proc.stdout
+    for name in (
+        "config.yaml",
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "provenance.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/step-000006.ckpt",
+        "checkpoints/step-000012.ckpt",
+        "model/model.safetensors",
+        "model/config.json",
+        "model/generation_config.json",
+        "model/tokenizer.json",
+    ):
+        assert (run / name).exists(), name
+    prov = json.loads((run / "provenance.json").read_text())
+    assert "trainer.max_steps=12" in prov["overrides"] and prov["packages"]["torch"] and prov["host"]
+    assert prov["command"].startswith("python -m trainer ")
+    assert (
+        "train/loss" in (run / "train.log").read_text()
+        or "trainer: finished" in (run / "train.log").read_text()
+    )
+
+    # The exported model is plain transformers: load and generate greedily for a held-out prompt.
+    tok = AutoTokenizer.from_pretrained(run / "model")
+    model = AutoModelForCausalLM.from_pretrained(run / "model")
+    record = json.loads(Path(asset_path("data/tiny_tasks/validation.json")).read_text())[0]
+    enc = tok(render_prompt(record, "alpaca_short"), return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > enc["input_ids"].shape[1]
+    # Same weights as the last Lightning checkpoint.
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+    emb = state["model.model.embed_tokens.weight"]
+    assert torch.equal(emb, model.model.embed_tokens.weight)
+
+    # MLflow: one run with the flattened config as params, metrics against the step, config as artifact.
+    client = _client(tmp_path / "outputs")
+    exp = client.get_experiment_by_name("cli")
+    (mrun,) = client.search_runs([exp.experiment_id])
+    assert mrun.info.run_name == "e2e" and mrun.info.status == "FINISHED"
+    assert mrun.data.params["optimizer.lr"] == "0.003" and mrun.data.params["trainer.max_steps"] == "12"
+    assert mrun.data.params["model.architecture.hidden_size"] == "128"
+    for key in ("train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/exact_match"):
+        assert client.get_metric_history(mrun.info.run_id, key), key
+    val_steps = [m.step for m in client.get_metric_history(mrun.info.run_id, "val/loss")]
+    assert sorted(val_steps) == [0, 6, 12]
+    artifacts = {a.path for a in client.list_artifacts(mrun.info.run_id)}
+    assert {"config.yaml", "provenance.json", "train.log"} <= artifacts
+
+
+def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, quick_overrides) -> None:
+    overrides = [o for o in quick_overrides if not o.startswith("trainer.")] + [
+        "trainer.max_steps=4",
+        "trainer.val_every=4",
+        "trainer.checkpoint_every=null",
+        "trainer.val_at_start=false",
+        "trainer.progress_bar=false",
+    ]
+    proc = run_cli(["-m", *overrides, "optimizer.lr=1e-3,3e-4"], cwd=tmp_path)
+    _ok(proc)
+    (sweep,) = (tmp_path / "outputs" / "default" / "sweeps").iterdir()
+    for job in ("0", "1"):
+        assert (sweep / job / "model" / "model.safetensors").exists()
+        assert (sweep / job / "config.yaml").exists()
+    client = _client(tmp_path / "outputs")
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.0003", "0.001"]
+    assert {r.data.tags["sweep"] for r in runs} == {sweep.name}
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
+
+
+def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> None:
+    rows = json.loads(Path(asset_path("data/tiny_tasks/train.json")).read_text())[:300]
+    alpaca = tmp_path / "alpaca_local.json"
+    alpaca.write_text(json.dumps([{k: r[k] for k in ("instruction", "input", "output")} for r in rows]))
+    proc = run_cli(
+        [
+            *quick_overrides,
+            "data=alpaca",
+            f"data.path={alpaca}",
+            "data.sequence_len=256",
+            "data.val_count=20",
+            "tracker=none",
+            "run.name=alp",
+        ],
+        cwd=tmp_path,
+    )
+    _ok(proc)
+    assert (tmp_path / "outputs" / "default" / "alp" / "model" / "model.safetensors").exists()
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+    assert "tracking   off (tracker=none)" in proc.stdout
+
+
+def test_bad_config_exits_2_with_every_problem_and_no_traceback(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    proc = run_cli(["optimizer.lr=abc", "parallelism.strategy=fdsp"], cwd=tmp_path)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "optimizer.lr=abc: Input should be a valid number" in proc.stderr
+    assert "parallelism.strategy=fdsp: unknown option (valid: single, ddp); did you mean ddp?" in proc.stderr
+    assert elapsed < 10  # generous for a loaded 2-core CI box; typically about 1 s
+
+
+def test_validation_failure_imports_no_heavy_module(tmp_path: Path) -> None:
+    code = (
+        "import sys\nsys.argv = ['trainer', 'optimizer.lr=abc']\nfrom trainer.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = [m for m in ('torch', 'lightning', 'transformers', 'mlflow') if m in sys.modules]\n"
+        "print('RESULT', code, heavy)\n"
+    )
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True
+    )
+    assert "RESULT 2 []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_unreachable_hub_model_fails_fast_with_local_path_hint(tmp_path: Path) -> None:
+    env = cli_env(HF_ENDPOINT="http://127.0.0.1:9")
+    env.pop("HF_HUB_OFFLINE")
+    import subprocess
+
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", "model=llama", f"run.output_root={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "model.name_or_path=meta-llama/Llama-3.2-1B: not a local path" in proc.stderr
+    assert "pass model.name_or_path=DIR" in proc.stderr
+    assert time.perf_counter() - started < 60
+
+
+def test_train_function_is_callable_without_hydra(tmp_path: Path) -> None:
+    from trainer.train import train
+
+    cfg = load_config(
+        [
+            "tracker=none",
+            "trainer.max_steps=20",
+            "trainer.val_every=20",
+            "trainer.checkpoint_every=null",
+            "trainer.progress_bar=false",
+            "data.max_examples=800",
+        ],
+        run_dir=tmp_path / "run",
+    )
+    result = train(cfg)
+    assert result.val_loss is not None and result.val_loss < result.baseline["val/loss"] - 1.0
+    assert (tmp_path / "run" / "model" / "config.json").exists()
