@@ -1,4 +1,4 @@
-"""Small Lightning callbacks: token throughput."""
+"""Small Lightning callbacks: token throughput, a progress bar that counts steps."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
 
 
 class TokenThroughput(L.Callback):
@@ -49,3 +50,13 @@ class TokenThroughput(L.Callback):
     @property
     def mean_rate(self) -> float:
         return self.total_tokens / self.train_seconds if self.train_seconds else 0.0
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar, labelled with the optimizer step out of the planned total: runs here are
+    sized in steps, and Lightning's own label ("Epoch 2/-2") shows a meaningless bound when they are."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        total = trainer.max_steps if trainer.max_steps > 0 else "?"
+        return f"epoch {current_epoch} step {trainer.global_step}/{total}"

@@ -17,10 +17,10 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from trainer import provenance
-from trainer.callbacks import TokenThroughput
+from trainer.callbacks import StepProgressBar, TokenThroughput
 from trainer.config import TrainConfig
 from trainer.config.tracker import MlflowTracker
 from trainer.data.datamodule import InstructionDataModule
@@ -50,7 +50,7 @@ def _quiet_known_noise() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     # Lightning attaches its own console handler; route its records through ours instead (file: INFO,
     # terminal: WARNING) so the terminal shows our summaries and the progress bar, not INFO chatter.
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
@@ -90,7 +90,7 @@ def _build_trainer(
             )
         )
     if loop.progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(StepProgressBar(leave=False))
     validating = has_val and loop.val_every is not None
     return L.Trainer(
         accelerator=_accelerator(cfg),
