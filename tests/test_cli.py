@@ -127,6 +127,30 @@ def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> 
     assert "tracking   off (tracker=none)" in proc.stdout
 
 
+def test_ddp_on_two_cpu_processes(tmp_path: Path, quick_overrides) -> None:
+    overrides = [o for o in quick_overrides if not o.startswith("trainer.")] + [
+        "trainer.max_steps=4",
+        "trainer.val_every=4",
+        "trainer.checkpoint_every=null",
+        "trainer.progress_bar=false",
+    ]
+    proc = run_cli(
+        [
+            *overrides,
+            "parallelism=ddp",
+            "parallelism.devices=2",
+            "data.global_batch=64",
+            "tracker=none",
+            "run.name=ddp",
+        ],
+        cwd=tmp_path,
+    )
+    _ok(proc)
+    assert proc.stdout.count("trainer: run default/ddp") == 1  # the summary is printed by rank 0 only
+    assert "global 64 = micro 32 x accum 1 x 2 rank(s)" in proc.stdout
+    assert (tmp_path / "outputs" / "default" / "ddp" / "model" / "model.safetensors").exists()
+
+
 def test_bad_config_exits_2_with_every_problem_and_no_traceback(tmp_path: Path) -> None:
     started = time.perf_counter()
     proc = run_cli(["optimizer.lr=abc", "parallelism.strategy=fdsp"], cwd=tmp_path)

@@ -46,7 +46,13 @@ class TrainResult:
 
 def _quiet_known_noise() -> None:
     """Warnings that are expected on these setups and say nothing actionable to a user."""
-    for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*litlogger.*", ".*srun.*"):
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*LeafSpec.*",
+        ".*litlogger.*",
+        ".*srun.*",
+        ".*sync_dist=True.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
     # Lightning attaches its own console handler; route its records through ours instead (file: INFO,
     # terminal: WARNING) so the terminal shows our summaries and the progress bar, not INFO chatter.
@@ -156,7 +162,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     has_val = bool(datamodule.val_set)
     trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val)
     module = CausalLMModule(cfg, model_config, steps.total)
-    print_start(cfg, params, data_summary, steps, trainer.accelerator.__class__.__name__, tracking)
+    if trainer.is_global_zero:
+        print_start(cfg, params, data_summary, steps, trainer.accelerator.__class__.__name__, tracking)
 
     baseline: dict[str, float] = {}
     if has_val and cfg.trainer.val_at_start:

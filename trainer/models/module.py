@@ -76,6 +76,7 @@ class CausalLMModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         """Logged here, against the optimizer step just taken: Lightning's own val logging uses the
         step before it (5 for a validation after step 6), which misaligns curves in MLflow."""
+        # compute() reduces over data-parallel ranks, so every rank logs the same global value.
         metrics = {"val/loss": self.val_loss.compute(), "val/exact_match": self.val_exact_match.compute()}
         self.val_loss.reset()
         self.val_exact_match.reset()
