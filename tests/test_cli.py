@@ -27,6 +27,18 @@ def _client(outputs: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
 
 
+def _four_steps(quick_overrides: list[str]) -> list[str]:
+    """The quick overrides cut to 4 steps with no periodic checkpoints, for tests that run 2 jobs or ranks."""
+    kept = [o for o in quick_overrides if not o.startswith("trainer.")]
+    return [
+        *kept,
+        "trainer.max_steps=4",
+        "trainer.val_every=4",
+        "trainer.checkpoint_every=null",
+        "trainer.progress_bar=false",
+    ]
+
+
 def test_run_writes_folder_model_checkpoints_provenance_and_mlflow(tmp_path: Path, quick_overrides) -> None:
     proc = run_cli([*quick_overrides, "run.name=e2e", "run.experiment=cli"], cwd=tmp_path)
     _ok(proc)
@@ -85,13 +97,7 @@ def test_run_writes_folder_model_checkpoints_provenance_and_mlflow(tmp_path: Pat
 
 
 def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, quick_overrides) -> None:
-    overrides = [o for o in quick_overrides if not o.startswith("trainer.")] + [
-        "trainer.max_steps=4",
-        "trainer.val_every=4",
-        "trainer.checkpoint_every=null",
-        "trainer.val_at_start=false",
-        "trainer.progress_bar=false",
-    ]
+    overrides = [*_four_steps(quick_overrides), "trainer.val_at_start=false"]
     proc = run_cli(["-m", *overrides, "optimizer.lr=1e-3,3e-4"], cwd=tmp_path)
     _ok(proc)
     (sweep,) = (tmp_path / "outputs" / "default" / "sweeps").iterdir()
@@ -128,12 +134,7 @@ def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> 
 
 
 def test_ddp_on_two_cpu_processes(tmp_path: Path, quick_overrides) -> None:
-    overrides = [o for o in quick_overrides if not o.startswith("trainer.")] + [
-        "trainer.max_steps=4",
-        "trainer.val_every=4",
-        "trainer.checkpoint_every=null",
-        "trainer.progress_bar=false",
-    ]
+    overrides = _four_steps(quick_overrides)
     proc = run_cli(
         [
             *overrides,

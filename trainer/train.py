@@ -163,7 +163,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val)
     module = CausalLMModule(cfg, model_config, steps.total)
     if trainer.is_global_zero:
-        print_start(cfg, params, data_summary, steps, trainer.accelerator.__class__.__name__, tracking)
+        print_start(cfg, params, data_summary, steps, _accelerator(cfg), tracking)
 
     baseline: dict[str, float] = {}
     if has_val and cfg.trainer.val_at_start:
