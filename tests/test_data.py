@@ -147,6 +147,11 @@ def test_validation_split_is_deterministic_and_disjoint() -> None:
     assert split_records(records, cfg, seed=4)[1] != val
 
 
+def test_holding_out_everything_is_an_error() -> None:
+    with pytest.raises(UserError, match=r"data.val_count=200 holds out 200 of the 5 examples"):
+        split_records([{"i": i} for i in range(5)], DataConfig(path="x.json", val_count=200), seed=0)
+
+
 def test_builtin_data_is_what_the_committed_script_generates() -> None:
     import importlib.util
 

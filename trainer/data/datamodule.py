@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from trainer.config.data import DataConfig
 from trainer.data.alpaca import IGNORE, EncodeStats, encode
 from trainer.data.sources import load_records
+from trainer.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ def split_records(records: list[dict[str, Any]], cfg: DataConfig, seed: int) -> 
     n_val = cfg.val_count or int(round(cfg.val_fraction * len(records)))
     if n_val == 0:
         return records, []
+    if n_val >= len(records):
+        key, value = (
+            ("data.val_count", cfg.val_count) if cfg.val_count else ("data.val_fraction", cfg.val_fraction)
+        )
+        raise UserError(
+            f"{key}={value} holds out {n_val} of the {len(records)} examples in data.path, "
+            "leaving none to train on",
+            hint=f"use a smaller {key}, or a separate data.validation_path",
+        )
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     val = [records[i] for i in sorted(order[:n_val])]
