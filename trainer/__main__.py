@@ -6,6 +6,7 @@ optimise it. User mistakes (bad config, missing file, hub unreachable) exit 2 wi
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import hydra
 from omegaconf import DictConfig
 
 from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, to_train_config
+from trainer.config import ConfigError
+from trainer.overrides import check as check_overrides
 
 register_resolvers()
 
@@ -45,6 +48,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    problems = check_overrides(sys.argv[1:], Path(CONF_DIR))
+    if problems:
+        report_and_exit(ConfigError(problems))
     hydra_main()
 
 
