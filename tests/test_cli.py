@@ -195,7 +195,7 @@ def test_unreachable_hub_model_fails_fast_with_local_path_hint(tmp_path: Path) -
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "model.name_or_path=meta-llama/Llama-3.2-1B: not a local path" in proc.stderr
     assert "pass model.name_or_path=DIR" in proc.stderr
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 20  # checked before torch is imported: about 1 s
 
 
 def test_train_function_is_callable_without_hydra(tmp_path: Path) -> None:

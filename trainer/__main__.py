@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, to_train_config
 from trainer.config import ConfigError
+from trainer.hub import preflight
 from trainer.overrides import check as check_overrides
 
 register_resolvers()
@@ -39,6 +40,15 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 def hydra_main(cfg: DictConfig) -> float | None:
     try:
         train_cfg = to_train_config(cfg, _launcher_facts())
+        model = train_cfg.model
+        preflight(
+            {
+                "model.name_or_path": None if model.from_scratch else model.name_or_path,
+                "model.tokenizer": model.tokenizer,
+                "data.path": train_cfg.data.path,
+                "data.validation_path": train_cfg.data.validation_path,
+            }
+        )
         from trainer.train import train  # heavy imports only once the config is known to be good
 
         return train(train_cfg).val_loss

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import UserError
-from trainer.hub import looks_local, require_hub
+from trainer.hub import download_hint, looks_local, require_hub
 
 Record = dict[str, Any]
 
@@ -70,8 +70,7 @@ def _parse_jsonl(text: str, path: Path, key: str) -> list[Record]:
 
 
 def _read_hub(dataset_id: str, split: str, key: str) -> list[Record]:
-    hint = f"download it where the hub is reachable and pass a local file: {key}=/path/to/data.json"
-    require_hub(dataset_id, key, hint)
+    require_hub(dataset_id, key)
     import datasets
 
     try:
@@ -79,7 +78,7 @@ def _read_hub(dataset_id: str, split: str, key: str) -> list[Record]:
     except Exception as err:  # offline, gated, missing: all end the same way for the user
         raise UserError(
             f"{key}={dataset_id}: could not load this hub dataset ({type(err).__name__}: {_first_line(err)})",
-            hint=hint,
+            hint=download_hint(key, dataset_id),
         ) from None
     return [dict(r) for r in ds]
 

@@ -14,18 +14,14 @@ import torch
 
 from trainer.config.model import ModelConfig
 from trainer.errors import UserError
-from trainer.hub import looks_local, require_hub
+from trainer.hub import download_hint, looks_local, require_hub
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def _download_hint(key: str, source: str) -> str:
-    return f"download it where the hub is reachable (hf download {source} --local-dir DIR) and pass {key}=DIR"
-
-
 def _check_source(key: str, source: str) -> None:
     if not looks_local(source):
-        require_hub(source, key, _download_hint(key, source))
+        require_hub(source, key)
 
 
 def _hub_error(key: str, source: str, err: Exception) -> UserError:
@@ -35,7 +31,7 @@ def _hub_error(key: str, source: str, err: Exception) -> UserError:
     return UserError(
         f"{key}={source}: not a local folder, and the Hugging Face hub could not provide it "
         f"({type(err).__name__}: {first})",
-        hint=_download_hint(key, source),
+        hint=download_hint(key, source),
     )
 
 
