@@ -12,13 +12,13 @@ Precision = Literal["32", "bf16-mixed", "bf16-true", "16-mixed"]
 
 
 class LoopConfig(StrictModel):
-    max_steps: PositiveInt | None = Field(300, description="Optimizer steps to run (or set max_epochs).")
+    max_steps: PositiveInt | None = Field(900, description="Optimizer steps to run (or set max_epochs).")
     max_epochs: PositiveInt | None = Field(None, description="Epochs to run (or set max_steps).")
-    val_every: PositiveInt | None = Field(50, description="Validate every N optimizer steps; null = never.")
+    val_every: PositiveInt | None = Field(100, description="Validate every N optimizer steps; null = never.")
     val_at_start: bool = Field(True, description="Validate once before training, to log the step-0 baseline.")
     log_every: PositiveInt = Field(10, description="Log train metrics every N optimizer steps.")
     checkpoint_every: PositiveInt | None = Field(
-        100, description="Save a checkpoint every N steps; null = off."
+        300, description="Save a checkpoint every N steps; null = off."
     )
     save_last: bool = Field(True, description="Keep checkpoints/last.ckpt pointing at the newest state.")
     precision: Precision = Field("32", description="Numeric precision passed to Lightning.")

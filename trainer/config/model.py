@@ -12,7 +12,7 @@ from trainer.config.base import StrictModel
 class LlamaArchitecture(StrictModel):
     """Shape of a Llama model built from scratch (random init); the vocabulary comes from the tokenizer."""
 
-    family: Literal["llama"] = "llama"
+    family: Literal["llama"] = Field("llama", description="Architecture family (only llama today).")
     hidden_size: PositiveInt = Field(128, description="Width of the residual stream.")
     intermediate_size: PositiveInt = Field(344, description="Width of the MLP.")
     num_hidden_layers: PositiveInt = Field(4, description="Number of decoder layers.")

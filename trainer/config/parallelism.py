@@ -12,7 +12,7 @@ Accelerator = Literal["auto", "cpu", "gpu"]
 
 
 class SingleDevice(StrictModel):
-    strategy: Literal["single"] = "single"
+    strategy: Literal["single"] = Field("single", description="One process on one device.")
     accelerator: Accelerator = Field("auto", description="cpu, gpu, or auto (gpu when CUDA is present).")
 
     @property
@@ -21,7 +21,9 @@ class SingleDevice(StrictModel):
 
 
 class DDP(StrictModel):
-    strategy: Literal["ddp"] = "ddp"
+    strategy: Literal["ddp"] = Field(
+        "ddp", description="Distributed data parallel: one process per device, gradients all-reduced."
+    )
     accelerator: Accelerator = Field("auto", description="cpu, gpu, or auto (gpu when CUDA is present).")
     devices: PositiveInt = Field(2, description="Processes per node (GPUs, or CPU processes).")
     nodes: PositiveInt = Field(1, description="Number of nodes.")

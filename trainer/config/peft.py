@@ -10,11 +10,13 @@ from trainer.config.base import StrictModel
 
 
 class NoPeft(StrictModel):
-    method: Literal["none"] = "none"
+    method: Literal["none"] = Field("none", description="Full fine-tuning: every parameter is trained.")
 
 
 class LoraConfig(StrictModel):
-    method: Literal["lora"] = "lora"
+    method: Literal["lora"] = Field(
+        "lora", description="LoRA: train low-rank updates of the target modules; the base stays frozen."
+    )
     r: PositiveInt = Field(8, description="Rank of the update matrices.")
     alpha: float = Field(16.0, gt=0, description="Scale: the update is multiplied by alpha / r.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")

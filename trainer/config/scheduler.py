@@ -14,13 +14,16 @@ class SchedulerConfig(StrictModel):
     warmup_steps: NonNegativeInt = Field(0, description="Linear warmup length in optimizer steps.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Or warmup as a fraction of total steps.")
     min_lr_ratio: float = Field(
-        0.0, ge=0, le=1, description="Final lr as a fraction of the peak (cosine/linear)."
+        0.1, ge=0, le=1, description="Final lr as a fraction of the peak (cosine/linear)."
     )
 
     @model_validator(mode="after")
     def _one_warmup(self) -> SchedulerConfig:
         if self.warmup_steps and self.warmup_ratio:
-            raise ValueError("warmup_steps and warmup_ratio are both set: use one of them")
+            raise ValueError(
+                "warmup_steps and warmup_ratio are both set: use one of them, e.g. scheduler.warmup_steps=N "
+                "scheduler.warmup_ratio=0"
+            )
         return self
 
     def warmup_for(self, total_steps: int) -> int:

@@ -10,11 +10,11 @@ from trainer.config.base import StrictModel
 
 
 class NoTracker(StrictModel):
-    kind: Literal["none"] = "none"
+    kind: Literal["none"] = Field("none", description="No tracking: metrics go to the log only.")
 
 
 class MlflowTracker(StrictModel):
-    kind: Literal["mlflow"] = "mlflow"
+    kind: Literal["mlflow"] = Field("mlflow", description="Log params, metrics and artifacts to MLflow.")
     uri: str | None = Field(
         None,
         description="Tracking URI (sqlite:///..., http://host:port); null = sqlite under run.output_root.",

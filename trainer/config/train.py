@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from trainer.config import rules
 from trainer.config.base import StrictModel
@@ -21,15 +21,17 @@ from trainer.config.tracker import TrackerConfig
 
 
 class TrainConfig(StrictModel):
-    run: RunConfig
-    model: ModelConfig
-    data: DataConfig
-    optimizer: OptimizerConfig
-    scheduler: SchedulerConfig
-    parallelism: ParallelismConfig
-    peft: PeftConfig
-    tracker: TrackerConfig
-    trainer: LoopConfig
+    run: RunConfig = Field(description="Where the run lives, how it is named, its seed and tags.")
+    model: ModelConfig = Field(description="Which model to train: loaded from the hub or a folder, or built.")
+    data: DataConfig = Field(description="What to train on and how batches are formed.")
+    optimizer: OptimizerConfig = Field(description="The optimizer and its hyperparameters.")
+    scheduler: SchedulerConfig = Field(description="The learning-rate schedule, with warmup.")
+    parallelism: ParallelismConfig = Field(description="How the run is spread over devices and nodes.")
+    peft: PeftConfig = Field(description="Full fine-tuning or parameter-efficient fine-tuning (LoRA).")
+    tracker: TrackerConfig = Field(description="Where metrics, params and artifacts are tracked.")
+    trainer: LoopConfig = Field(
+        description="The training loop: length, evaluation, logging, checkpoints, precision."
+    )
 
     @property
     def grad_accum(self) -> int:

@@ -1,0 +1,154 @@
+"""Back-of-the-envelope figures for `python -m trainer.plan`: known hub architectures, memory, FLOPs.
+
+Everything here is an estimate for planning (will it fit, how long will it take), not a measurement.
+The functions are small and pure (numbers in, numbers out) so they are easy to check by hand; the
+only import is transformers, lazily, to turn a preset into a config the meta-device build accepts.
+
+Memory per device for `single` and `ddp` (every rank holds a full replica):
+
+    weights      = frozen params x weight bytes + trainable params x trainable bytes
+    gradients    = trainable params x gradient bytes
+    optimizer    = trainable params x 2 states x 4 bytes            (AdamW exp_avg + exp_avg_sq, fp32)
+    activations  = layers x (34 s b h + 5 a s^2 b) x act_bytes / 2  (Korthikanti et al. 2022, 16-bit)
+                   + s b V x 4                                      (the logits, fp32 for the loss)
+
+with s = sequence length, b = micro batch, h = hidden size, a = attention heads, V = vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Architectures of well-known hub models, so that a plan can count their parameters without the hub.
+# Values are those of each model's config.json on the hub (shape-relevant keys only).
+HUB_PRESETS: dict[str, dict[str, Any]] = {
+    "meta-llama/Llama-3.2-1B": dict(
+        vocab_size=128256,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        tie_word_embeddings=True,
+        max_position_embeddings=131072,
+        bos_token_id=128000,
+        eos_token_id=128001,
+    ),
+    "meta-llama/Llama-2-7b-hf": dict(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        tie_word_embeddings=False,
+        max_position_embeddings=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+    ),
+}
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+ADAM_STATES = 2
+ADAM_STATE_BYTES = 4
+GiB = 1024**3
+
+
+def preset_config(hub_id: str) -> Any | None:
+    """The `transformers.LlamaConfig` of a known hub id, or None when `hub_id` is not in HUB_PRESETS."""
+    preset = HUB_PRESETS.get(hub_id)
+    if preset is None:
+        return None
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**preset)
+
+
+def weight_bytes(total: int, trainable: int, weight_dtype_bytes: int, trainable_bytes: int) -> int:
+    """Bytes of all parameters: frozen ones in the model dtype, trainable ones in `trainable_bytes`.
+
+    Full fine-tuning: pass trainable_bytes = weight_dtype_bytes. LoRA: PEFT keeps adapters in fp32 (4).
+    """
+    return (total - trainable) * weight_dtype_bytes + trainable * trainable_bytes
+
+
+def gradient_bytes(trainable: int, grad_dtype_bytes: int) -> int:
+    """One gradient per trainable parameter, in the parameter's dtype."""
+    return trainable * grad_dtype_bytes
+
+
+def adamw_state_bytes(trainable: int) -> int:
+    """AdamW keeps two moments (exp_avg, exp_avg_sq) per trainable parameter; counted as fp32."""
+    return trainable * ADAM_STATES * ADAM_STATE_BYTES
+
+
+def activation_bytes(
+    layers: int,
+    hidden: int,
+    heads: int,
+    vocab: int,
+    seq_len: int,
+    micro_batch: int,
+    act_dtype_bytes: int,
+    checkpointing: bool = False,
+) -> int:
+    """Activations kept for the backward pass of one micro batch (a rough estimate).
+
+    Per transformer layer, Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+    Transformer Models", eq. 1, no tensor parallelism) give 34 s b h + 5 a s^2 b bytes with 16-bit
+    activations; it is scaled by act_dtype_bytes / 2 for fp32. With gradient checkpointing only each
+    layer's input (2 s b h bytes at 16 bits) is kept, plus one layer recomputed at a time. The logits
+    (s b V, upcast to fp32 for the loss) are added on top. Fused attention kernels (sdpa/flash) do not
+    store the s^2 attention matrix, so for them the 5 a s^2 b term overestimates.
+    """
+    s, b, h, a = seq_len, micro_batch, hidden, heads
+    per_layer_16bit = 34 * s * b * h + 5 * a * s * s * b
+    if checkpointing:
+        kept_16bit = layers * 2 * s * b * h + per_layer_16bit
+    else:
+        kept_16bit = layers * per_layer_16bit
+    return kept_16bit * act_dtype_bytes // 2 + s * b * vocab * 4
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes per device, by kind."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+
+def flops_per_token(total: int, trainable: int, full_finetune: bool) -> tuple[int, str]:
+    """Training FLOPs per token (matmuls only, attention's s^2 term ignored), and how it was counted.
+
+    Full fine-tuning: 6 N (2 N forward, 4 N backward: gradients of activations and of weights).
+    Frozen base (LoRA): 2 N forward + 2 N backward for activation gradients + 2 x trainable for the
+    weight gradients of the adapters only. N counts every parameter, embeddings included.
+    """
+    if full_finetune:
+        return 6 * total, "6 N (full fine-tuning)"
+    return 4 * total + 2 * trainable, "2 N forward + 2 N backward (activations) + 2 x trainable (LoRA)"
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.50 KiB'; binary units, as GPU memory is reported."""
+    for unit, size in (("TiB", 1024**4), ("GiB", GiB), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def human_count(n: float) -> str:
+    """12_345_678 -> '12.35M' (decimal units, like parameter counts and FLOPs are quoted)."""
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:.0f}"

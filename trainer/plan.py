@@ -1,0 +1,305 @@
+"""`python -m trainer.plan <overrides>`: a dry run. Compose and validate exactly as `python -m trainer`
+does, then print what the run would be (groups, resolved config, batch arithmetic, steps, parameter
+counts, memory and FLOPs estimates) without training, downloading, or writing any file.
+
+Only local files are read: the data (encoded with the real data code, to count steps) and the
+tokenizer when they are local paths, a model's config.json when `model.name_or_path` is a local folder.
+Hub models are counted from the presets in `trainer/models/estimate.py`; anything else is "unknown".
+Exit status: 0 for a valid config, 2 for a user mistake (the same messages as training).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, to_train_config
+from trainer.config import ConfigError, TrainConfig
+from trainer.errors import UserError
+from trainer.hub import looks_local
+from trainer.overrides import check as check_overrides
+
+register_resolvers()
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+# Appended to the command line: no run folder, no .hydra/, no log file. The plan writes nothing.
+QUIET_HYDRA = (
+    "hydra.output_subdir=null",
+    "hydra/job_logging=disabled",
+    "hydra/hydra_logging=disabled",
+    "hydra.run.dir=.",
+)
+# The order of the defaults list in conf/train.yaml.
+_GROUP_ORDER = ("model", "data", "optimizer", "scheduler", "parallelism", "peft", "tracker", "experiment")
+_QUIET_KEYS = tuple(o.partition("=")[0] + "=" for o in QUIET_HYDRA)
+_USER_RUN_DIR: str | None = None  # a hydra.run.dir=... the user passed: shown, not used by the plan
+
+
+@dataclass
+class Plan:
+    """What the plan found; None where it could not be known without the hub."""
+
+    cfg: TrainConfig
+    choices: dict[str, str]
+    per_epoch: int | None = None
+    total_steps: int | None = None
+    warmup: int | None = None
+    train_examples: int | None = None
+    mean_tokens: float | None = None
+    params: Any = None  # ParamCounts
+    model_config: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _tokenizer(cfg: TrainConfig, plan: Plan) -> Any | None:
+    """The tokenizer when it is local (a missing local path is an error, as in training), else None."""
+    source = cfg.model.tokenizer_source
+    if not looks_local(source):
+        return None
+    from trainer.models.build import load_tokenizer
+
+    return load_tokenizer(cfg.model)
+
+
+def _model_config(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> Any | None:
+    from trainer.models.estimate import preset_config
+
+    m = cfg.model
+    if m.from_scratch and m.architecture is not None:
+        if tokenizer is None:
+            plan.notes.append("parameter counts unknown: the vocabulary size comes from the tokenizer")
+            return None
+        from trainer.models.build import hf_config
+
+        return hf_config(m, tokenizer)
+    source = str(m.name_or_path)
+    if looks_local(source):
+        from trainer.models.build import hf_config
+
+        return hf_config(m, tokenizer)  # reads <folder>/config.json; a missing folder is an error
+    preset = preset_config(source)
+    if preset is None:
+        plan.notes.append(
+            f"parameter counts unknown: no built-in architecture for hub id {source}; download it "
+            f"(hf download {source} --local-dir DIR) and pass model.name_or_path=DIR"
+        )
+    else:
+        plan.notes.append(f"architecture of {source}: built-in preset (trainer/models/estimate.py)")
+    return preset
+
+
+def _steps(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> None:
+    from trainer.train import plan_steps
+
+    if not looks_local(cfg.data.path):
+        plan.notes.append("steps per epoch unknown (hub dataset: not downloaded)")
+    elif tokenizer is None:
+        plan.notes.append("steps per epoch unknown (the tokenizer is not local: not downloaded)")
+    else:
+        from trainer.data.datamodule import InstructionDataModule
+
+        datamodule = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed)
+        stats = datamodule.prepare().train
+        steps = plan_steps(cfg, len(datamodule.train_set))
+        plan.per_epoch, plan.total_steps, plan.warmup = steps.per_epoch, steps.total, steps.warmup
+        plan.train_examples = stats.kept
+        plan.mean_tokens = stats.tokens / stats.kept if stats.kept else None
+        return
+    if cfg.trainer.max_steps is not None:
+        plan.total_steps = cfg.trainer.max_steps
+        plan.warmup = cfg.scheduler.warmup_for(plan.total_steps)
+
+
+def make_plan(cfg: TrainConfig, choices: dict[str, str]) -> Plan:
+    """Everything the plan prints, from a validated config; raises UserError for bad local files."""
+    plan = Plan(cfg, choices)
+    tokenizer = _tokenizer(cfg, plan)
+    plan.model_config = _model_config(cfg, tokenizer, plan)
+    if plan.model_config is not None:
+        from trainer.models.accounting import meta_param_counts
+
+        with warnings.catch_warnings():  # deprecation chatter from transformers/peft, not the user's
+            warnings.simplefilter("ignore")
+            plan.params = meta_param_counts(cfg.model, plan.model_config, cfg.peft)
+    _steps(cfg, tokenizer, plan)
+    return plan
+
+
+# --- printing ----------------------------------------------------------------------------------------
+
+
+def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
+    from trainer.models.estimate import (
+        DTYPE_BYTES,
+        MemoryEstimate,
+        activation_bytes,
+        adamw_state_bytes,
+        flops_per_token,
+        gradient_bytes,
+        human_bytes,
+        human_count,
+        weight_bytes,
+    )
+
+    cfg, p, mc = plan.cfg, plan.params, plan.model_config
+    full = cfg.peft.method == "none"
+    true_half = cfg.trainer.precision == "bf16-true"
+    param_b = 2 if true_half else DTYPE_BYTES[cfg.model.dtype]
+    trainable_b = param_b if (full or true_half) else 4  # PEFT keeps adapters in fp32
+    act_b = 4 if cfg.trainer.precision == "32" and cfg.model.dtype == "float32" else 2
+    shape = [getattr(mc, k, None) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads")]
+    vocab = getattr(mc, "vocab_size", None)
+    acts = None
+    if all(shape) and vocab:
+        layers, hidden, heads = shape
+        acts = activation_bytes(
+            layers,
+            hidden,
+            heads,
+            vocab,
+            cfg.data.sequence_len,
+            cfg.data.micro_batch,
+            act_b,
+            cfg.model.gradient_checkpointing,
+        )
+    mem = MemoryEstimate(
+        weights=weight_bytes(p.total, p.trainable, param_b, trainable_b),
+        gradients=gradient_bytes(p.trainable, trainable_b),
+        optimizer=adamw_state_bytes(p.trainable),
+        activations=acts or 0,
+    )
+    ranks = cfg.parallelism.world_size
+    act_text = (
+        f"activations {human_bytes(mem.activations)} (micro {cfg.data.micro_batch} x "
+        f"{cfg.data.sequence_len} tokens, {act_b}-byte)"
+        if acts is not None
+        else "activations unknown"
+    )
+    flops, how = flops_per_token(p.total, p.trainable, full)
+    tokens = cfg.data.global_batch * cfg.data.sequence_len
+    rows = [
+        (
+            "memory",
+            f"~{human_bytes(mem.total)} per device (full replica on each of {ranks} rank(s), "
+            f"strategy {cfg.parallelism.strategy}); an estimate",
+        ),
+        ("", f"weights {human_bytes(mem.weights)} ({param_b}-byte), gradients {human_bytes(mem.gradients)}"),
+        ("", f"adamw states {human_bytes(mem.optimizer)} (2 x fp32), {act_text}"),
+        ("flops", f"{human_count(flops)} per token: {how}"),
+        ("", f"<= {human_count(flops * tokens)} per optimizer step (global batch x sequence_len tokens)"),
+    ]
+    if plan.mean_tokens:
+        mean = flops * cfg.data.global_batch * plan.mean_tokens
+        rows.append(("", f"~{human_count(mean)} per step at the data's mean {plan.mean_tokens:.1f} tokens"))
+    return rows
+
+
+def render_rows(plan: Plan) -> list[tuple[str, str]]:
+    cfg, d = plan.cfg, plan.cfg.data
+    ours = {k: v for k, v in plan.choices.items() if not k.startswith("hydra")}
+    order = sorted(ours, key=lambda k: _GROUP_ORDER.index(k) if k in _GROUP_ORDER else len(_GROUP_ORDER))
+    groups = " ".join(f"{k}={ours[k]}" for k in order)
+    steps = (
+        f"{plan.per_epoch:,} per epoch ({plan.train_examples:,} train examples)"
+        if plan.per_epoch is not None
+        else "per epoch unknown"
+    )
+    if plan.total_steps is not None:
+        total = f"{plan.total_steps:,} total, warmup {plan.warmup}"
+        if plan.per_epoch:
+            total += f" ({plan.total_steps / plan.per_epoch:.2f} epochs)"
+    else:
+        total = f"total unknown (trainer.max_epochs={cfg.trainer.max_epochs} of unknown length)"
+    rows = [
+        ("groups", groups),
+        (
+            "model",
+            f"{cfg.model.name_or_path or 'built-in tiny llama'} ({cfg.model.dtype}), peft={cfg.peft.method}",
+        ),
+        ("ranks", f"world size {cfg.parallelism.world_size} (strategy {cfg.parallelism.strategy})"),
+        (
+            "batch",
+            f"global {d.global_batch} = micro {d.micro_batch} x accum {cfg.grad_accum} x "
+            f"{cfg.parallelism.world_size} rank(s); sequences <= {d.sequence_len} tokens",
+        ),
+        ("steps", f"{steps}; {total}"),
+    ]
+    if plan.params is not None:
+        p = plan.params
+        rows.append(("params", f"total {p.total:,}, trainable {p.trainable:,} ({p.trainable_pct:.4f} %)"))
+        rows += _memory_rows(plan)
+    else:
+        rows.append(("params", "unknown"))
+    rows.append(("outputs", f"training writes to {_would_be_run_dir(cfg)}; this plan wrote nothing"))
+    rows += [("note", n) for n in plan.notes]
+    return rows
+
+
+def _would_be_run_dir(cfg: TrainConfig) -> str:
+    """Where `python -m trainer` with the same overrides puts the run (Hydra's default run.dir)."""
+    if _USER_RUN_DIR is not None:
+        return _USER_RUN_DIR
+    return str(Path(cfg.run.output_root).resolve() / cfg.run.experiment / cfg.run.name)
+
+
+def print_plan(plan: Plan) -> None:
+    import yaml
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, highlight=False)
+    shown = plan.cfg.model_dump(mode="json")
+    shown["run"]["dir"] = _would_be_run_dir(plan.cfg)
+    console.print("resolved config (validated; run.dir as training would set it):", markup=False)
+    console.print(yaml.safe_dump(shown, sort_keys=False).rstrip(), markup=False)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column()
+    for key, value in render_rows(plan):
+        grid.add_row(key, value)
+    title = f"trainer plan: {plan.cfg.run.experiment}/{plan.cfg.run.name} (dry run, nothing trained)"
+    console.print(Panel(grid, title=title, title_align="left", expand=False))
+
+
+# --- entry -------------------------------------------------------------------------------------------
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        train_cfg = to_train_config(cfg, {})
+        choices = {str(k): str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
+        print_plan(make_plan(train_cfg, choices))
+    except USER_ERRORS as err:
+        report_and_exit(err)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if "-m" in args or "--multirun" in args:
+        report_and_exit(
+            UserError("trainer.plan plans one run, not a sweep (-m)", hint="plan each sweep point separately")
+        )
+    problems = check_overrides(args, Path(CONF_DIR))
+    if problems:
+        report_and_exit(ConfigError(problems))
+    # The plan's own Hydra settings win: a user's hydra.run.dir etc. would only create folders.
+    kept = [a for a in args if not a.startswith(_QUIET_KEYS)]
+    global _USER_RUN_DIR
+    _USER_RUN_DIR = next((a.partition("=")[2] for a in args if a.startswith("hydra.run.dir=")), None)
+    sys.argv = [sys.argv[0], *kept, *QUIET_HYDRA]
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
