@@ -143,3 +143,46 @@ def test_validated_config_is_frozen() -> None:
 def test_validate_accepts_a_plain_dict_without_hydra() -> None:
     data = load_config().model_dump()
     assert validate(data) == load_config()
+
+
+CPU_ONLY = ["hardware.cuda=false", "hardware.gpu_count=0", "hardware.bf16=false"]
+EIGHT_A100 = ["hardware.cuda=true", "hardware.gpu_count=8", "hardware.bf16=true"]
+FOUR_V100 = ["hardware.cuda=true", "hardware.gpu_count=4", "hardware.bf16=false"]
+
+
+def test_hardware_facts_are_detected_when_null_and_kept_when_set() -> None:
+    detected = load_config().hardware
+    assert detected.cuda is not None and detected.gpu_count is not None and detected.packages is not None
+    assert load_config(EIGHT_A100).hardware.gpu_count == 8
+
+
+def test_gpu_accelerator_without_cuda() -> None:
+    lines = problems_of([*CPU_ONLY, "parallelism.accelerator=gpu"])
+    assert lines == [
+        "  parallelism.accelerator=gpu: no CUDA GPU on this machine (hardware.cuda=false); "
+        "use parallelism.accelerator=cpu or auto, or run where a GPU is"
+    ]
+
+
+def test_more_ddp_processes_than_gpus() -> None:
+    lines = problems_of([*FOUR_V100, "parallelism=ddp", "parallelism.devices=8", "data.global_batch=256"])
+    assert lines[0].startswith("  parallelism.devices=8: more processes per node than GPUs (4)")
+    assert load_config([*CPU_ONLY, "parallelism=ddp", "parallelism.devices=8", "data.global_batch=256"])
+
+
+def test_fp16_on_cpu() -> None:
+    lines = problems_of([*CPU_ONLY, "trainer.precision=16-mixed"])
+    assert lines[0].startswith("  trainer.precision=16-mixed: fp16 mixed precision needs a CUDA GPU")
+    assert load_config([*FOUR_V100, "trainer.precision=16-mixed"]).precision == "16-mixed"
+
+
+def test_bf16_on_gpus_without_it() -> None:
+    lines = problems_of([*FOUR_V100, "trainer.precision=bf16-mixed"])
+    assert lines[0].startswith("  trainer.precision=bf16-mixed: these GPUs do not support bfloat16")
+    assert load_config([*CPU_ONLY, "trainer.precision=bf16-mixed"]).precision == "bf16-mixed"  # works on CPU
+
+
+def test_auto_precision_follows_the_hardware() -> None:
+    assert load_config([*EIGHT_A100, "trainer.precision=auto"]).precision == "bf16-mixed"
+    assert load_config([*FOUR_V100, "trainer.precision=auto"]).precision == "32"
+    assert load_config([*CPU_ONLY, "trainer.precision=auto"]).precision == "32"

@@ -18,7 +18,18 @@ from trainer.schema import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
-SECTIONS = {"run", "model", "data", "optimizer", "scheduler", "parallelism", "peft", "tracker", "trainer"}
+SECTIONS = {
+    "run",
+    "model",
+    "data",
+    "optimizer",
+    "scheduler",
+    "parallelism",
+    "peft",
+    "tracker",
+    "trainer",
+    "hardware",
+}
 REGENERATE = "python -m trainer.schema --write docs/configuration.md"
 
 

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from trainer.assets import asset_path
 from trainer.config import ConfigError, TrainConfig, validate
+from trainer.config.hardware import detect as detect_hardware
 from trainer.config.problems import Problem, render
 from trainer.errors import EXIT_USER_ERROR, UserError
 
@@ -46,6 +47,7 @@ def to_train_config(cfg: DictConfig, runtime: dict[str, Any] | None = None) -> T
         raise ConfigError([Problem(key, "<interpolation>", f"could not resolve: {err.msg}")]) from None
     assert isinstance(data, dict)
     data.pop("hydra", None)
+    data["hardware"] = detect_hardware(data.get("hardware"))
     for dotted, value in (runtime or {}).items():
         section, _, leaf = dotted.partition(".")
         data.setdefault(section, {})[leaf] = value

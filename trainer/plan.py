@@ -150,10 +150,10 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
 
     cfg, p, mc = plan.cfg, plan.params, plan.model_config
     full = cfg.peft.method == "none"
-    true_half = cfg.trainer.precision == "bf16-true"
+    true_half = cfg.precision == "bf16-true"
     param_b = 2 if true_half else DTYPE_BYTES[cfg.model.dtype]
     trainable_b = param_b if (full or true_half) else 4  # PEFT keeps adapters in fp32
-    act_b = 4 if cfg.trainer.precision == "32" and cfg.model.dtype == "float32" else 2
+    act_b = 4 if cfg.precision == "32" and cfg.model.dtype == "float32" else 2
     shape = [getattr(mc, k, None) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads")]
     vocab = getattr(mc, "vocab_size", None)
     acts = None

@@ -103,7 +103,7 @@ def _build_trainer(
         devices=getattr(par, "devices", 1),
         num_nodes=getattr(par, "nodes", 1),
         strategy="ddp" if par.strategy == "ddp" else "auto",
-        precision=loop.precision,
+        precision=cfg.precision,
         max_steps=loop.max_steps or -1,
         max_epochs=loop.max_epochs,
         accumulate_grad_batches=cfg.grad_accum,

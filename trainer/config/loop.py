@@ -8,7 +8,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
 
-Precision = Literal["32", "bf16-mixed", "bf16-true", "16-mixed"]
+Precision = Literal["auto", "32", "bf16-mixed", "bf16-true", "16-mixed"]
 
 
 class LoopConfig(StrictModel):
@@ -21,7 +21,9 @@ class LoopConfig(StrictModel):
         300, description="Save a checkpoint every N steps; null = off."
     )
     save_last: bool = Field(True, description="Keep checkpoints/last.ckpt pointing at the newest state.")
-    precision: Precision = Field("32", description="Numeric precision passed to Lightning.")
+    precision: Precision = Field(
+        "32", description="Numeric precision; auto = bf16-mixed on GPUs that support it, else 32."
+    )
     gradient_clip: float | None = Field(
         1.0, gt=0, description="Clip the global grad norm to this; null = off."
     )

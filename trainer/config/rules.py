@@ -78,12 +78,61 @@ def _ddp_needs_devices(cfg: TrainConfig) -> Problem | None:
     return None
 
 
+def _gpu_without_cuda(cfg: TrainConfig) -> Problem | None:
+    if cfg.parallelism.accelerator == "gpu" and not cfg.hardware.cuda:
+        return Problem(
+            "parallelism.accelerator",
+            "gpu",
+            "no CUDA GPU on this machine (hardware.cuda=false)",
+            "use parallelism.accelerator=cpu or auto, or run where a GPU is",
+        )
+    return None
+
+
+def _more_devices_than_gpus(cfg: TrainConfig) -> Problem | None:
+    p, gpus = cfg.parallelism, cfg.hardware.gpu_count or 0
+    if p.strategy == "ddp" and cfg.on_gpu and cfg.hardware.cuda and p.devices > gpus:
+        return Problem(
+            "parallelism.devices",
+            p.devices,
+            f"more processes per node than GPUs ({gpus})",
+            f"use parallelism.devices<={gpus}, or more parallelism.nodes",
+        )
+    return None
+
+
+def _fp16_needs_cuda(cfg: TrainConfig) -> Problem | None:
+    if cfg.trainer.precision == "16-mixed" and not cfg.on_gpu:
+        return Problem(
+            "trainer.precision",
+            "16-mixed",
+            "fp16 mixed precision needs a CUDA GPU; this run is on the CPU",
+            "use trainer.precision=bf16-mixed or 32 on the CPU",
+        )
+    return None
+
+
+def _bf16_needs_support(cfg: TrainConfig) -> Problem | None:
+    if cfg.trainer.precision.startswith("bf16") and cfg.on_gpu and not cfg.hardware.bf16:
+        return Problem(
+            "trainer.precision",
+            cfg.trainer.precision,
+            "these GPUs do not support bfloat16 (hardware.bf16=false)",
+            "use trainer.precision=16-mixed or 32 (or auto)",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _batch_divides,
     _validation_needed,
     _warmup_fits,
     _sequence_fits_model,
     _ddp_needs_devices,
+    _gpu_without_cuda,
+    _more_devices_than_gpus,
+    _fp16_needs_cuda,
+    _bf16_needs_support,
 )
 
 

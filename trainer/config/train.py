@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from trainer.config import rules
 from trainer.config.base import StrictModel
 from trainer.config.data import DataConfig
+from trainer.config.hardware import HardwareFacts
 from trainer.config.loop import LoopConfig
 from trainer.config.model import ModelConfig
 from trainer.config.optimizer import OptimizerConfig
@@ -32,6 +33,23 @@ class TrainConfig(StrictModel):
     trainer: LoopConfig = Field(
         description="The training loop: length, evaluation, logging, checkpoints, precision."
     )
+    hardware: HardwareFacts = Field(
+        default_factory=HardwareFacts,
+        description="Machine facts that validation depends on; null = detected at launch.",
+    )
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the run uses CUDA: accelerator gpu, or auto on a machine with CUDA."""
+        acc = self.parallelism.accelerator
+        return acc == "gpu" or (acc == "auto" and bool(self.hardware.cuda))
+
+    @property
+    def precision(self) -> str:
+        """`trainer.precision`, with `auto` made concrete: bf16-mixed on GPUs with bf16, else 32."""
+        if self.trainer.precision != "auto":
+            return self.trainer.precision
+        return "bf16-mixed" if self.on_gpu and self.hardware.bf16 else "32"
 
     @property
     def grad_accum(self) -> int:

@@ -1,0 +1,67 @@
+"""`hardware:` facts about the machine that validation depends on (keys in conf/train.yaml).
+
+They are inputs, not guesses made deep inside training: `null` means "detect at launch", and any value
+set by the user wins. That makes GPU-only rules (bf16, fp16 AMP, device counts) testable on a CPU box:
+a test states `hardware.cuda=true hardware.gpu_count=8` and checks the message. Detection uses the
+standard library only (nvidia-smi, importlib), so it runs before torch is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+
+from pydantic import Field, NonNegativeInt
+
+from trainer.config.base import StrictModel
+
+OPTIONAL_PACKAGES = ("flash_attn", "bitsandbytes", "deepspeed", "peft")
+
+
+class HardwareFacts(StrictModel):
+    cuda: bool | None = Field(None, description="A CUDA GPU is usable; null = detect with nvidia-smi.")
+    gpu_count: NonNegativeInt | None = Field(None, description="GPUs on this node; null = detect.")
+    bf16: bool | None = Field(
+        None, description="The GPUs support bfloat16 (compute capability >= 8.0); null = detect."
+    )
+    packages: dict[str, bool] | None = Field(
+        None, description="Optional packages importable here (flash_attn, bitsandbytes, ...); null = detect."
+    )
+
+
+def _gpu_capabilities() -> list[float]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    caps = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        try:
+            caps.append(float(line.strip()))
+        except ValueError:
+            continue
+    return caps
+
+
+def detect(given: dict | None) -> dict:
+    """Fill every null fact from this machine; values the user set are kept as they are."""
+    facts = dict(given or {})
+    if all(facts.get(k) is not None for k in ("cuda", "gpu_count", "bf16", "packages")):
+        return facts
+    caps = _gpu_capabilities()
+    detected = {
+        "cuda": bool(caps),
+        "gpu_count": len(caps),
+        "bf16": bool(caps) and min(caps) >= 8.0,
+        "packages": {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES},
+    }
+    return {k: facts.get(k) if facts.get(k) is not None else v for k, v in detected.items()}
