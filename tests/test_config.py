@@ -141,8 +141,8 @@ def test_validated_config_is_frozen() -> None:
 
 
 def test_validate_accepts_a_plain_dict_without_hydra() -> None:
-    data = load_config().model_dump()
-    assert validate(data) == load_config()
+    cfg = load_config()
+    assert validate(cfg.model_dump()) == cfg
 
 
 CPU_ONLY = ["hardware.cuda=false", "hardware.gpu_count=0", "hardware.bf16=false"]
