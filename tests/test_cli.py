@@ -152,6 +152,30 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path, quick_overrides) -> None:
     assert (tmp_path / "outputs" / "default" / "ddp" / "model" / "model.safetensors").exists()
 
 
+def test_keep_last_and_keep_best_prune_checkpoints(tmp_path: Path, quick_overrides) -> None:
+    overrides = [o for o in quick_overrides if not o.startswith("trainer.")]
+    proc = run_cli(
+        [
+            *overrides,
+            "trainer.max_steps=12",
+            "trainer.val_every=4",
+            "trainer.checkpoint_every=3",
+            "trainer.keep_last=2",
+            "trainer.keep_best=1",
+            "trainer.best_metric=val/loss",
+            "trainer.progress_bar=false",
+            "trainer.export_model=false",
+            "tracker=none",
+            "run.name=keep",
+        ],
+        cwd=tmp_path,
+    )
+    _ok(proc)
+    names = sorted(p.name for p in (tmp_path / "outputs" / "default" / "keep" / "checkpoints").iterdir())
+    # Periodic at 3, 6, 9, 12 pruned to the newest two; the best by val/loss (falling) is the one at step 12.
+    assert names == ["best-step-000012.ckpt", "last.ckpt", "step-000009.ckpt", "step-000012.ckpt"], names
+
+
 def test_bad_config_exits_2_with_every_problem_and_no_traceback(tmp_path: Path) -> None:
     started = time.perf_counter()
     proc = run_cli(["optimizer.lr=abc", "parallelism.strategy=fdsp"], cwd=tmp_path)

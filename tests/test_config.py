@@ -186,3 +186,40 @@ def test_auto_precision_follows_the_hardware() -> None:
     assert load_config([*EIGHT_A100, "trainer.precision=auto"]).precision == "bf16-mixed"
     assert load_config([*FOUR_V100, "trainer.precision=auto"]).precision == "32"
     assert load_config([*CPU_ONLY, "trainer.precision=auto"]).precision == "32"
+
+
+def test_keep_best_needs_a_metric() -> None:
+    lines = problems_of(["trainer.keep_best=2"])
+    assert lines == [
+        "  trainer.keep_best=2: keeping the best checkpoints needs a metric to rank them; "
+        "set trainer.best_metric=val/loss or val/exact_match"
+    ]
+
+
+def test_keep_best_needs_validation() -> None:
+    lines = problems_of(["trainer.keep_best=2", "trainer.best_metric=val/loss", "trainer.val_every=null"])
+    assert lines[0].startswith(
+        "  trainer.keep_best=2: best checkpoints are ranked by validation, which never runs"
+    )
+
+
+def test_best_metric_without_keep_best() -> None:
+    assert problems_of(["trainer.best_metric=val/loss"])[0].startswith(
+        "  trainer.best_metric=val/loss: has no effect while trainer.keep_best=0"
+    )
+    assert (
+        load_config(["trainer.best_metric=val/exact_match", "trainer.keep_best=1"]).trainer.best_mode == "max"
+    )
+
+
+def test_keep_last_without_periodic_checkpoints() -> None:
+    lines = problems_of(["trainer.keep_last=2", "trainer.checkpoint_every=null"])
+    assert lines[0].startswith("  trainer.keep_last=2: there are no periodic checkpoints to keep")
+
+
+def test_worker_options_without_workers() -> None:
+    assert problems_of(["data.prefetch_factor=4"])[0].startswith(
+        "  data.prefetch_factor=4: applies to worker processes, and data.num_workers=0 starts none"
+    )
+    assert problems_of(["data.persistent_workers=true"])[0].startswith("  data.persistent_workers=True:")
+    assert load_config(["data.num_workers=2", "data.prefetch_factor=4", "data.persistent_workers=true"])

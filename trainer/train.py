@@ -78,23 +78,45 @@ def _accelerator(cfg: TrainConfig) -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def _checkpoint_callbacks(cfg: TrainConfig, folder: Path) -> list[ModelCheckpoint]:
+    """Periodic checkpoints (the newest `keep_last`, ranked by step) and the `keep_best` by a val metric."""
+    loop = cfg.trainer
+    callbacks = []
+    if loop.checkpoint_every or loop.save_last:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=folder,
+                filename="step-{step:06d}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=loop.checkpoint_every,
+                # Lightning only prunes to k with a monitor: "step" (max) keeps the k newest.
+                monitor="step" if loop.keep_last else None,
+                mode="max",
+                save_top_k=(loop.keep_last or -1) if loop.checkpoint_every else 0,
+                save_last=loop.save_last,
+                save_on_exception=loop.save_on_exception,
+            )
+        )
+    if loop.keep_best:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=folder,
+                filename="best-step-{step:06d}",
+                auto_insert_metric_name=False,
+                monitor=loop.best_metric,
+                mode=loop.best_mode,
+                save_top_k=loop.keep_best,
+                save_on_train_epoch_end=False,
+            )
+        )
+    return callbacks
+
+
 def _build_trainer(
     cfg: TrainConfig, run_dir: Path, logger: Any, throughput: TokenThroughput, has_val: bool
 ) -> L.Trainer:
     loop, par = cfg.trainer, cfg.parallelism
-    callbacks: list[L.Callback] = [throughput]
-    if loop.checkpoint_every or loop.save_last:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="step-{step:06d}",
-                auto_insert_metric_name=False,
-                every_n_train_steps=loop.checkpoint_every,
-                save_top_k=-1 if loop.checkpoint_every else 0,
-                save_last=loop.save_last,
-                save_on_exception=True,
-            )
-        )
+    callbacks: list[L.Callback] = [throughput, *_checkpoint_callbacks(cfg, run_dir / "checkpoints")]
     if loop.progress_bar:
         callbacks.append(StepProgressBar(leave=False))
     validating = has_val and loop.val_every is not None

@@ -35,6 +35,13 @@ class DataConfig(StrictModel):
         None, description="Examples per validation batch; null = micro_batch."
     )
     num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes.")
+    pin_memory: bool = Field(False, description="Pin host memory for faster copies to the GPU.")
+    persistent_workers: bool = Field(
+        False, description="Keep workers alive between epochs (num_workers > 0)."
+    )
+    prefetch_factor: PositiveInt | None = Field(
+        None, description="Batches each worker loads ahead (num_workers > 0); null = PyTorch's default."
+    )
     seed: int | None = Field(None, description="Shuffle seed; null = run.seed.")
 
     @model_validator(mode="after")

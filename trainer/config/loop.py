@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
 
@@ -21,6 +21,16 @@ class LoopConfig(StrictModel):
         300, description="Save a checkpoint every N steps; null = off."
     )
     save_last: bool = Field(True, description="Keep checkpoints/last.ckpt pointing at the newest state.")
+    keep_last: PositiveInt | None = Field(
+        None, description="Keep only the newest N periodic checkpoints; null = keep them all."
+    )
+    keep_best: NonNegativeInt = Field(
+        0, description="Also keep the N best checkpoints by best_metric (saved after validation); 0 = off."
+    )
+    best_metric: Literal["val/loss", "val/exact_match"] | None = Field(
+        None, description="Metric that ranks checkpoints for keep_best (loss: lower is better)."
+    )
+    save_on_exception: bool = Field(True, description="Save a checkpoint when training raises.")
     precision: Precision = Field(
         "32", description="Numeric precision; auto = bf16-mixed on GPUs that support it, else 32."
     )
@@ -31,6 +41,10 @@ class LoopConfig(StrictModel):
     export_model: bool = Field(
         True, description="Write the final model in Hugging Face format to <run>/model."
     )
+
+    @property
+    def best_mode(self) -> str:
+        return "min" if self.best_metric == "val/loss" else "max"
 
     @model_validator(mode="after")
     def _one_length(self) -> LoopConfig:

@@ -123,6 +123,57 @@ def _bf16_needs_support(cfg: TrainConfig) -> Problem | None:
     return None
 
 
+def _keep_best_needs_metric_and_validation(cfg: TrainConfig) -> Problem | None:
+    loop = cfg.trainer
+    if loop.keep_best and loop.best_metric is None:
+        return Problem(
+            "trainer.keep_best",
+            loop.keep_best,
+            "keeping the best checkpoints needs a metric to rank them",
+            "set trainer.best_metric=val/loss or val/exact_match",
+        )
+    if loop.keep_best and (loop.val_every is None or not cfg.data.has_validation):
+        return Problem(
+            "trainer.keep_best",
+            loop.keep_best,
+            "best checkpoints are ranked by validation, which never runs",
+            "set trainer.val_every and a validation set, or trainer.keep_best=0",
+        )
+    if loop.best_metric is not None and not loop.keep_best:
+        return Problem(
+            "trainer.best_metric",
+            loop.best_metric,
+            "has no effect while trainer.keep_best=0",
+            "set trainer.keep_best=N, or remove best_metric",
+        )
+    return None
+
+
+def _keep_last_needs_periodic(cfg: TrainConfig) -> Problem | None:
+    if cfg.trainer.keep_last and cfg.trainer.checkpoint_every is None:
+        return Problem(
+            "trainer.keep_last",
+            cfg.trainer.keep_last,
+            "there are no periodic checkpoints to keep",
+            "set trainer.checkpoint_every=N, or trainer.keep_last=null",
+        )
+    return None
+
+
+def _worker_options_need_workers(cfg: TrainConfig) -> Problem | None:
+    d = cfg.data
+    if d.num_workers == 0:
+        for key, on in (("persistent_workers", d.persistent_workers), ("prefetch_factor", d.prefetch_factor)):
+            if on:
+                return Problem(
+                    f"data.{key}",
+                    on,
+                    "applies to worker processes, and data.num_workers=0 starts none",
+                    f"set data.num_workers>0, or remove data.{key}",
+                )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _batch_divides,
     _validation_needed,
@@ -133,6 +184,9 @@ RULES: tuple[Rule, ...] = (
     _more_devices_than_gpus,
     _fp16_needs_cuda,
     _bf16_needs_support,
+    _keep_best_needs_metric_and_validation,
+    _keep_last_needs_periodic,
+    _worker_options_need_workers,
 )
 
 

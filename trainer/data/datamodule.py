@@ -113,7 +113,9 @@ class InstructionDataModule(L.LightningDataModule):
             collate_fn=Collator(self.tokenizer.pad_token_id),
             num_workers=self.cfg.num_workers,
             generator=generator if shuffle else None,
-            persistent_workers=self.cfg.num_workers > 0,
+            pin_memory=self.cfg.pin_memory,
+            persistent_workers=self.cfg.persistent_workers,
+            prefetch_factor=self.cfg.prefetch_factor,
         )
 
     def train_dataloader(self) -> DataLoader:
