@@ -223,3 +223,9 @@ def test_worker_options_without_workers() -> None:
     )
     assert problems_of(["data.persistent_workers=true"])[0].startswith("  data.persistent_workers=True:")
     assert load_config(["data.num_workers=2", "data.prefetch_factor=4", "data.persistent_workers=true"])
+
+
+def test_deterministic_excludes_cudnn_benchmark() -> None:
+    lines = problems_of(["trainer.deterministic=true", "trainer.cudnn_benchmark=true"])
+    assert lines[0].startswith("  trainer.cudnn_benchmark=True: cuDNN autotuning picks kernels by timing")
+    assert load_config(["trainer.deterministic=true"]).trainer.deterministic

@@ -140,6 +140,8 @@ def _build_trainer(
         default_root_dir=run_dir,
         enable_progress_bar=loop.progress_bar,
         enable_model_summary=False,
+        deterministic=loop.deterministic,
+        benchmark=loop.cudnn_benchmark,
         inference_mode=False,  # no_grad instead: metric states survive validate() before fit()
     )
 

@@ -37,6 +37,12 @@ class LoopConfig(StrictModel):
     gradient_clip: float | None = Field(
         1.0, gt=0, description="Clip the global grad norm to this; null = off."
     )
+    deterministic: bool = Field(
+        False, description="Use deterministic algorithms only (torch.use_deterministic_algorithms); slower."
+    )
+    cudnn_benchmark: bool = Field(
+        False, description="Let cuDNN pick the fastest kernels per shape (GPU; not with deterministic)."
+    )
     progress_bar: bool = Field(True, description="Show Lightning's rich progress bar.")
     export_model: bool = Field(
         True, description="Write the final model in Hugging Face format to <run>/model."

@@ -174,6 +174,17 @@ def _worker_options_need_workers(cfg: TrainConfig) -> Problem | None:
     return None
 
 
+def _determinism_excludes_autotuning(cfg: TrainConfig) -> Problem | None:
+    if cfg.trainer.deterministic and cfg.trainer.cudnn_benchmark:
+        return Problem(
+            "trainer.cudnn_benchmark",
+            True,
+            "cuDNN autotuning picks kernels by timing, so runs are not deterministic",
+            "set trainer.cudnn_benchmark=false, or trainer.deterministic=false",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _batch_divides,
     _validation_needed,
@@ -187,6 +198,7 @@ RULES: tuple[Rule, ...] = (
     _keep_best_needs_metric_and_validation,
     _keep_last_needs_periodic,
     _worker_options_need_workers,
+    _determinism_excludes_autotuning,
 )
 
 
