@@ -6,6 +6,7 @@ reported) before data is prepared, and data problems are reported before the mod
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -73,21 +73,19 @@ def plan_steps(cfg: TrainConfig, n_train: int) -> StepPlan:
 
 
 def _accelerator(cfg: TrainConfig) -> str:
-    if cfg.parallelism.accelerator != "auto":
-        return cfg.parallelism.accelerator
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    """From the validated hardware facts, so the rules and the run agree on where it runs."""
+    return "gpu" if cfg.on_gpu else "cpu"
 
 
 def _checkpoint_callbacks(cfg: TrainConfig, folder: Path) -> list[ModelCheckpoint]:
     """Periodic checkpoints (the newest `keep_last`, ranked by step) and the `keep_best` by a val metric."""
     loop = cfg.trainer
+    checkpoint = functools.partial(ModelCheckpoint, dirpath=folder, auto_insert_metric_name=False)
     callbacks = []
     if loop.checkpoint_every or loop.save_last:
         callbacks.append(
-            ModelCheckpoint(
-                dirpath=folder,
+            checkpoint(
                 filename="step-{step:06d}",
-                auto_insert_metric_name=False,
                 every_n_train_steps=loop.checkpoint_every,
                 # Lightning only prunes to k with a monitor: "step" (max) keeps the k newest.
                 monitor="step" if loop.keep_last else None,
@@ -99,10 +97,8 @@ def _checkpoint_callbacks(cfg: TrainConfig, folder: Path) -> list[ModelCheckpoin
         )
     if loop.keep_best:
         callbacks.append(
-            ModelCheckpoint(
-                dirpath=folder,
+            checkpoint(
                 filename="best-step-{step:06d}",
-                auto_insert_metric_name=False,
                 monitor=loop.best_metric,
                 mode=loop.best_mode,
                 save_top_k=loop.keep_best,
