@@ -229,3 +229,10 @@ def test_deterministic_excludes_cudnn_benchmark() -> None:
     lines = problems_of(["trainer.deterministic=true", "trainer.cudnn_benchmark=true"])
     assert lines[0].startswith("  trainer.cudnn_benchmark=True: cuDNN autotuning picks kernels by timing")
     assert load_config(["trainer.deterministic=true"]).trainer.deterministic
+
+
+def test_interpolation_that_cannot_resolve_names_its_key(monkeypatch) -> None:
+    monkeypatch.delenv("TRAINER_TEST_UNSET", raising=False)
+    lines = problems_of(["optimizer.lr=${oc.env:TRAINER_TEST_UNSET}"])
+    assert lines[0].startswith("  optimizer.lr=<interpolation>: could not resolve:"), lines
+    assert "TRAINER_TEST_UNSET" in lines[0]

@@ -32,19 +32,20 @@ def to_train_config(cfg: DictConfig, runtime: dict[str, Any] | None = None) -> T
     `runtime` holds values only the launcher knows (e.g. `run.sweep` for multirun jobs); they are set
     on fields documented as launcher-owned, never on user keys.
     """
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(
-            [
-                Problem(k, "???", "required but not set", f"pass {k}=<value> on the command line")
-                for k in missing
-            ]
-        )
     try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(
+                [
+                    Problem(k, "???", "required but not set", f"pass {k}=<value> on the command line")
+                    for k in missing
+                ]
+            )
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as err:
+    except OmegaConfBaseException as err:  # an interpolation that cannot resolve (env var, bad reference)
         key = getattr(err, "full_key", None) or "<config>"
-        raise ConfigError([Problem(key, "<interpolation>", f"could not resolve: {err.msg}")]) from None
+        message = str(getattr(err, "msg", err)).splitlines()[0]
+        raise ConfigError([Problem(key, "<interpolation>", f"could not resolve: {message}")]) from None
     assert isinstance(data, dict)
     data.pop("hydra", None)
     data["hardware"] = detect_hardware(data.get("hardware"))
