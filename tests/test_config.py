@@ -31,6 +31,8 @@ def test_every_group_option_composes_and_validates(group: str, option: str) -> N
     overrides = [f"{group}={option}"]
     if (group, option) == ("parallelism", "ddp"):
         overrides.append("data.global_batch=64")
+    if (group, option) == ("optimizer", "adamw8bit"):  # CUDA-only: stated as facts, checked on any machine
+        overrides += ["hardware.cuda=true", "hardware.gpu_count=1", "hardware.packages={bitsandbytes:true}"]
     if (group, option) == ("data", "alpaca"):
         overrides.append("data.sequence_len=512")
     cfg = load_config(overrides)
@@ -236,3 +238,23 @@ def test_interpolation_that_cannot_resolve_names_its_key(monkeypatch) -> None:
     lines = problems_of(["optimizer.lr=${oc.env:TRAINER_TEST_UNSET}"])
     assert lines[0].startswith("  optimizer.lr=<interpolation>: could not resolve:"), lines
     assert "TRAINER_TEST_UNSET" in lines[0]
+
+
+def test_eight_bit_adamw_needs_cuda_and_bitsandbytes() -> None:
+    lines = problems_of([*CPU_ONLY, "optimizer=adamw8bit"])
+    assert lines[0].startswith("  optimizer.name=adamw8bit: bitsandbytes 8-bit optimizers need a CUDA GPU")
+    no_bnb = problems_of([*EIGHT_A100, "hardware.packages={bitsandbytes:false}", "optimizer=adamw8bit"])
+    assert no_bnb[0].startswith("  optimizer.name=adamw8bit: bitsandbytes is not installed")
+    assert load_config([*EIGHT_A100, "hardware.packages={bitsandbytes:true}", "optimizer=adamw8bit"])
+
+
+def test_fused_adamw_on_cpu() -> None:
+    lines = problems_of([*CPU_ONLY, "optimizer.fused=true"])
+    assert lines[0].startswith(
+        "  optimizer.fused=True: the fused AdamW kernel is used on CUDA GPUs only here"
+    )
+
+
+def test_nesterov_without_momentum() -> None:
+    lines = problems_of(["optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=true"])
+    assert lines == ["  optimizer.nesterov=True: Nesterov needs momentum > 0; set optimizer.momentum=0.9"]

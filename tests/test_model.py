@@ -107,3 +107,22 @@ def test_local_model_folder_loads(tmp_path, built) -> None:
     loaded = build_model(local.model, hf_config(local.model, load_tokenizer(local.model)))
     ids = torch.tensor([[1, 5, 9]])
     assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize(
+    "overrides,kind",
+    [(["optimizer=adamw"], "AdamW"), (["optimizer=sgd"], "SGD"), (["optimizer=adafactor"], "Adafactor")],
+)
+def test_each_cpu_optimizer_builds_and_steps(overrides: list[str], kind: str) -> None:
+    from trainer.models.optim import build_optimizer
+
+    cfg = load_config(overrides)
+    tok = load_tokenizer(cfg.model)
+    model = build_model(cfg.model, hf_config(cfg.model, tok))
+    opt = build_optimizer(model, cfg.optimizer)
+    assert type(opt).__name__ == kind
+    before = model.model.embed_tokens.weight.detach().clone()
+    ids = torch.tensor([[1, 5, 9, 12]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    assert not torch.equal(before, model.model.embed_tokens.weight)

@@ -27,7 +27,7 @@ def test_unknown_group_option_with_suggestion() -> None:
 
 def test_unknown_key_lists_siblings_and_suggests() -> None:
     assert lines(["optimizer.lrr=1"]) == [
-        "  optimizer.lrr=1: unknown key (valid under optimizer: betas, eps, lr, name, weight_decay); "
+        "  optimizer.lrr=1: unknown key (valid under optimizer: betas, eps, fused, lr, name, weight_decay); "
         "did you mean lr?"
     ]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_config, run_cli
+from trainer.config.optimizer import AdamWConfig, SGDConfig
 from trainer.config.peft import LoraConfig, NoPeft
 from trainer.models.estimate import (
     HUB_PRESETS,
     MemoryEstimate,
     activation_bytes,
-    adamw_state_bytes,
     flops_per_token,
     gradient_bytes,
     human_bytes,
@@ -157,7 +157,8 @@ def test_memory_terms() -> None:
     assert weight_bytes(100, 10, 2, 4) == 90 * 2 + 10 * 4
     assert weight_bytes(100, 100, 4, 4) == 400
     assert gradient_bytes(10, 4) == 40
-    assert adamw_state_bytes(10) == 80
+    assert 10 * AdamWConfig().state_bytes_per_param == 80
+    assert SGDConfig(momentum=0).state_bytes_per_param == 0 and SGDConfig().state_bytes_per_param == 4
     assert MemoryEstimate(1, 2, 3, 4).total == 10
 
 

@@ -140,7 +140,6 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         DTYPE_BYTES,
         MemoryEstimate,
         activation_bytes,
-        adamw_state_bytes,
         flops_per_token,
         gradient_bytes,
         human_bytes,
@@ -172,7 +171,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
     mem = MemoryEstimate(
         weights=weight_bytes(p.total, p.trainable, param_b, trainable_b),
         gradients=gradient_bytes(p.trainable, trainable_b),
-        optimizer=adamw_state_bytes(p.trainable),
+        optimizer=p.trainable * cfg.optimizer.state_bytes_per_param,
         activations=acts or 0,
     )
     ranks = cfg.parallelism.world_size
@@ -191,7 +190,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
             f"strategy {cfg.parallelism.strategy}); an estimate",
         ),
         ("", f"weights {human_bytes(mem.weights)} ({param_b}-byte), gradients {human_bytes(mem.gradients)}"),
-        ("", f"adamw states {human_bytes(mem.optimizer)} (2 x fp32), {act_text}"),
+        ("", f"{cfg.optimizer.name} states {human_bytes(mem.optimizer)}, {act_text}"),
         ("flops", f"{human_count(flops)} per token: {how}"),
         ("", f"<= {human_count(flops * tokens)} per optimizer step (global batch x sequence_len tokens)"),
     ]

@@ -185,6 +185,46 @@ def _determinism_excludes_autotuning(cfg: TrainConfig) -> Problem | None:
     return None
 
 
+def _eight_bit_optimizer_needs_cuda(cfg: TrainConfig) -> Problem | None:
+    if cfg.optimizer.name != "adamw8bit":
+        return None
+    if not cfg.on_gpu:
+        return Problem(
+            "optimizer.name",
+            "adamw8bit",
+            "bitsandbytes 8-bit optimizers need a CUDA GPU; this run is on the CPU",
+            "use optimizer=adamw on the CPU",
+        )
+    if not (cfg.hardware.packages or {}).get("bitsandbytes"):
+        return Problem(
+            "optimizer.name",
+            "adamw8bit",
+            "bitsandbytes is not installed",
+            "pip install bitsandbytes, or optimizer=adamw",
+        )
+    return None
+
+
+def _fused_adamw_needs_cuda(cfg: TrainConfig) -> Problem | None:
+    if getattr(cfg.optimizer, "fused", None) and not cfg.on_gpu:
+        return Problem(
+            "optimizer.fused",
+            True,
+            "the fused AdamW kernel is used on CUDA GPUs only here",
+            "set optimizer.fused=null (fused on GPU) or false",
+        )
+    return None
+
+
+def _nesterov_needs_momentum(cfg: TrainConfig) -> Problem | None:
+    opt = cfg.optimizer
+    if opt.name == "sgd" and opt.nesterov and not opt.momentum:
+        return Problem(
+            "optimizer.nesterov", True, "Nesterov needs momentum > 0", "set optimizer.momentum=0.9"
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _batch_divides,
     _validation_needed,
@@ -199,6 +239,9 @@ RULES: tuple[Rule, ...] = (
     _keep_last_needs_periodic,
     _worker_options_need_workers,
     _determinism_excludes_autotuning,
+    _eight_bit_optimizer_needs_cuda,
+    _fused_adamw_needs_cuda,
+    _nesterov_needs_momentum,
 )
 
 

@@ -8,7 +8,7 @@ Memory per device for `single` and `ddp` (every rank holds a full replica):
 
     weights      = frozen params x weight bytes + trainable params x trainable bytes
     gradients    = trainable params x gradient bytes
-    optimizer    = trainable params x 2 states x 4 bytes            (AdamW exp_avg + exp_avg_sq, fp32)
+    optimizer    = trainable params x the optimizer's state bytes  (AdamW: 2 fp32 moments = 8; see config)
     activations  = layers x (34 s b h + 5 a s^2 b) x act_bytes / 2  (Korthikanti et al. 2022, 16-bit)
                    + s b V x 4                                      (the logits, fp32 for the loss)
 
@@ -51,8 +51,6 @@ HUB_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-ADAM_STATES = 2
-ADAM_STATE_BYTES = 4
 GiB = 1024**3
 
 
@@ -77,11 +75,6 @@ def weight_bytes(total: int, trainable: int, weight_dtype_bytes: int, trainable_
 def gradient_bytes(trainable: int, grad_dtype_bytes: int) -> int:
     """One gradient per trainable parameter, in the parameter's dtype."""
     return trainable * grad_dtype_bytes
-
-
-def adamw_state_bytes(trainable: int) -> int:
-    """AdamW keeps two moments (exp_avg, exp_avg_sq) per trainable parameter; counted as fp32."""
-    return trainable * ADAM_STATES * ADAM_STATE_BYTES
 
 
 def activation_bytes(

@@ -86,6 +86,6 @@ class CausalLMModule(L.LightningModule):
             logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.trainer.global_step)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.model, self.cfg.optimizer)
+        optimizer = build_optimizer(self.model, self.cfg.optimizer, on_gpu=self.cfg.on_gpu)
         scheduler = build_scheduler(optimizer, self.cfg.scheduler, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from trainer.config.optimizer import OptimizerConfig
+from trainer.config.optimizer import AdafactorConfig, AdamWConfig, OptimizerConfig, SGDConfig
 from trainer.config.scheduler import SchedulerConfig
 
 
@@ -23,10 +23,23 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps
-    )
+def build_optimizer(
+    model: torch.nn.Module, cfg: OptimizerConfig, on_gpu: bool = False
+) -> torch.optim.Optimizer:
+    """One optimizer per `optimizer.name`; the rules have already checked CUDA and packages."""
+    groups = param_groups(model, cfg.weight_decay)
+    if isinstance(cfg, AdamWConfig):
+        fused = on_gpu if cfg.fused is None else cfg.fused
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
+    if isinstance(cfg, SGDConfig):
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if isinstance(cfg, AdafactorConfig):
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=cfg.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+    import bitsandbytes as bnb
+
+    return bnb.optim.AdamW8bit(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
 def lr_factor(step: int, cfg: SchedulerConfig, total_steps: int) -> float:
