@@ -12,7 +12,8 @@ from transformers import AutoTokenizer
 from trainer.assets import asset_path
 from trainer.config.data import DataConfig
 from trainer.data.alpaca import IGNORE, encode, render_prompt
-from trainer.data.datamodule import Collator, split_records
+from trainer.data.datamodule import Collator
+from trainer.data.prepare import split_records
 from trainer.data.sources import load_records
 from trainer.errors import UserError
 from trainer.hub import looks_local

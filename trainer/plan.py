@@ -96,18 +96,18 @@ def _model_config(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> Any | 
 
 
 def _steps(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> None:
-    from trainer.train import plan_steps
+    from trainer.steps import plan_steps
 
     if not looks_local(cfg.data.path):
         plan.notes.append("steps per epoch unknown (hub dataset: not downloaded)")
     elif tokenizer is None:
         plan.notes.append("steps per epoch unknown (the tokenizer is not local: not downloaded)")
     else:
-        from trainer.data.datamodule import InstructionDataModule
+        from trainer.data.prepare import prepare_data
 
-        datamodule = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed)
-        stats = datamodule.prepare().train
-        steps = plan_steps(cfg, len(datamodule.train_set))
+        data = prepare_data(cfg.data, tokenizer, cfg.data.seed_or(cfg.run.seed))
+        stats = data.summary.train
+        steps = plan_steps(cfg, len(data.train))
         plan.per_epoch, plan.total_steps, plan.warmup = steps.per_epoch, steps.total, steps.warmup
         plan.train_examples = stats.kept
         plan.mean_tokens = stats.tokens / stats.kept if stats.kept else None

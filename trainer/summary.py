@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -11,21 +10,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from trainer.config import TrainConfig
-from trainer.data.datamodule import DataSummary
+from trainer.data.prepare import DataSummary
 from trainer.models.accounting import ParamCounts
+from trainer.steps import StepPlan
 
 log = logging.getLogger("trainer")
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    total: int
-    per_epoch: int
-    warmup: int
-
-    @property
-    def epochs(self) -> float:
-        return self.total / self.per_epoch
 
 
 def _human(n: float) -> str:

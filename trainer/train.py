@@ -28,7 +28,8 @@ from trainer.export import export_model
 from trainer.models.accounting import meta_param_counts
 from trainer.models.build import hf_config, load_tokenizer
 from trainer.models.module import CausalLMModule
-from trainer.summary import StepPlan, print_end, print_start
+from trainer.steps import plan_steps
+from trainer.summary import print_end, print_start
 from trainer.tracking import mlflow as mlflow_tracking
 
 log = logging.getLogger("trainer")
@@ -63,13 +64,6 @@ def _quiet_known_noise() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
-
-def plan_steps(cfg: TrainConfig, n_train: int) -> StepPlan:
-    batches = n_train // (cfg.data.micro_batch * cfg.parallelism.world_size)
-    per_epoch = max(1, batches // cfg.grad_accum)
-    total = cfg.trainer.max_steps or per_epoch * (cfg.trainer.max_epochs or 1)
-    return StepPlan(total=total, per_epoch=per_epoch, warmup=cfg.scheduler.warmup_for(total))
 
 
 def _accelerator(cfg: TrainConfig) -> str:

@@ -63,6 +63,10 @@ class DataConfig(StrictModel):
     def has_validation(self) -> bool:
         return self.validation_path is not None or self.val_fraction > 0 or self.val_count > 0
 
+    def seed_or(self, run_seed: int) -> int:
+        """The seed of the split and the shuffle: `data.seed`, or the run's seed when it is null."""
+        return self.seed if self.seed is not None else run_seed
+
     @property
     def eval_batch_size(self) -> int:
         return self.eval_batch or self.micro_batch
