@@ -34,7 +34,7 @@ def _four_steps(quick_overrides: list[str]) -> list[str]:
         *kept,
         "trainer.max_steps=4",
         "trainer.val_every=4",
-        "trainer.checkpoint_every=null",
+        "trainer.checkpoint_every=disable",
         "trainer.progress_bar=false",
     ]
 
@@ -230,7 +230,7 @@ def test_train_function_is_callable_without_hydra(tmp_path: Path) -> None:
             "tracker=none",
             "trainer.max_steps=20",
             "trainer.val_every=20",
-            "trainer.checkpoint_every=null",
+            "trainer.checkpoint_every=disable",
             "trainer.progress_bar=false",
             "data.max_examples=800",
         ],

@@ -19,6 +19,8 @@ from trainer.schema import main
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
 SECTIONS = {
+    "gc",
+    "profiler",
     "run",
     "model",
     "data",
@@ -108,7 +110,7 @@ def test_json_schema() -> None:
     schema = json.loads(json.dumps(json_schema()))
     assert set(schema["properties"]) == SECTIONS
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == SECTIONS - {"hardware"}  # facts default to null = detect
+    assert set(schema["required"]) == SECTIONS - {"hardware", "gc", "profiler"}  # all have defaults
 
 
 def test_cli_prints_markdown_without_torch(tmp_path: Path) -> None:

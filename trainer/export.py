@@ -25,3 +25,10 @@ def export_model(model: Any, tokenizer: Any, out: Path) -> Path:
     tokenizer.save_pretrained(out)
     generation.save_pretrained(out)
     return out
+
+
+def export_run_model(trainer: Any, module: Any, tokenizer: Any, out: Path) -> Path | None:
+    """Called on every rank at the end of training; rank 0 writes `out` and gets its path, others None."""
+    if not trainer.is_global_zero:
+        return None
+    return export_model(module.model, tokenizer, out)

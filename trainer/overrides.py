@@ -65,7 +65,7 @@ def check(args: list[str], conf_dir: Path) -> list[Problem]:
                 composed is not None
                 and OmegaConf.select(composed, o.key_or_group, default=_MISSING) is _MISSING
             ):
-                problems.append(_unknown_key(composed, o.key_or_group, o.input_line))
+                problems.append(_unknown_key(composed, o.key_or_group, o.input_line, conf_dir))
     return problems
 
 
@@ -80,10 +80,26 @@ def _compose(conf_dir: Path, choices: list[str]) -> DictConfig | None:
         return None
 
 
-def _unknown_key(cfg: DictConfig, key: str, line: str | None) -> Problem:
+def _options_with_key(conf_dir: Path, group: str, leaf: str) -> list[str]:
+    """The options of `group` whose file sets `leaf` (a DeepSpeed key typed under parallelism=fsdp)."""
+    found = []
+    for path in sorted((conf_dir / group).glob("*.yaml")):
+        node = OmegaConf.load(path)
+        if isinstance(node, DictConfig) and leaf in node:
+            found.append(f"{group}={path.stem}")
+    return found
+
+
+def _unknown_key(cfg: DictConfig, key: str, line: str | None, conf_dir: Path) -> Problem:
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
     value = (line or "").partition("=")[2]
+    owners = _options_with_key(conf_dir, parent, leaf) if (conf_dir / parent).is_dir() and parent else []
+    if owners:
+        choices = " or ".join(owners)
+        return Problem(
+            key, value, f"not an option of the chosen {parent}; it belongs to {choices}", f"add {choices}"
+        )
     if isinstance(node, DictConfig):
         options = sorted(str(k) for k in node.keys())
         where = f" under {parent}" if parent else ""

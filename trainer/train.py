@@ -22,13 +22,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from trainer import provenance
 from trainer.callbacks import StepProgressBar, TokenThroughput
 from trainer.config import TrainConfig
+from trainer.config.period import enabled, every_n, fires
 from trainer.config.tracker import MlflowTracker
 from trainer.data.datamodule import InstructionDataModule
-from trainer.export import export_model
+from trainer.export import export_run_model
 from trainer.models.accounting import meta_param_counts
 from trainer.models.build import hf_config, load_tokenizer
 from trainer.models.module import CausalLMModule
+from trainer.periodic import side_callbacks
 from trainer.steps import plan_steps
+from trainer.strategy import build_strategy
 from trainer.summary import print_end, print_start
 from trainer.tracking import mlflow as mlflow_tracking
 
@@ -71,20 +74,21 @@ def _accelerator(cfg: TrainConfig) -> str:
     return "gpu" if cfg.on_gpu else "cpu"
 
 
-def _checkpoint_callbacks(cfg: TrainConfig, folder: Path) -> list[ModelCheckpoint]:
+def _checkpoint_callbacks(cfg: TrainConfig, folder: Path, last_step: int) -> list[ModelCheckpoint]:
     """Periodic checkpoints (the newest `keep_last`, ranked by step) and the `keep_best` by a val metric."""
     loop = cfg.trainer
     checkpoint = functools.partial(ModelCheckpoint, dirpath=folder, auto_insert_metric_name=False)
     callbacks = []
-    if loop.checkpoint_every or loop.save_last:
+    every = every_n(loop.checkpoint_every, last_step)
+    if every or loop.save_last:
         callbacks.append(
             checkpoint(
                 filename="step-{step:06d}",
-                every_n_train_steps=loop.checkpoint_every,
+                every_n_train_steps=every,
                 # Lightning only prunes to k with a monitor: "step" (max) keeps the k newest.
                 monitor="step" if loop.keep_last else None,
                 mode="max",
-                save_top_k=(loop.keep_last or -1) if loop.checkpoint_every else 0,
+                save_top_k=(loop.keep_last or -1) if every else 0,
                 save_last=loop.save_last,
                 save_on_exception=loop.save_on_exception,
             )
@@ -103,28 +107,34 @@ def _checkpoint_callbacks(cfg: TrainConfig, folder: Path) -> list[ModelCheckpoin
 
 
 def _build_trainer(
-    cfg: TrainConfig, run_dir: Path, logger: Any, throughput: TokenThroughput, has_val: bool
+    cfg: TrainConfig, run_dir: Path, logger: Any, throughput: TokenThroughput, has_val: bool, last_step: int
 ) -> L.Trainer:
+    """Periods become Lightning's step intervals through `every_n`, the same arithmetic `fires` uses."""
     loop, par = cfg.trainer, cfg.parallelism
-    callbacks: list[L.Callback] = [throughput, *_checkpoint_callbacks(cfg, run_dir / "checkpoints")]
+    callbacks: list[L.Callback] = [
+        throughput,
+        *_checkpoint_callbacks(cfg, run_dir / "checkpoints", last_step),
+        *side_callbacks(cfg, run_dir, last_step),
+    ]
     if loop.progress_bar:
         callbacks.append(StepProgressBar(leave=False))
-    validating = has_val and loop.val_every is not None
+    validating = has_val and enabled(loop.val_every)
+    val_every = every_n(loop.val_every, last_step) or 1
     return L.Trainer(
         accelerator=_accelerator(cfg),
         devices=getattr(par, "devices", 1),
         num_nodes=getattr(par, "nodes", 1),
-        strategy="ddp" if par.strategy == "ddp" else "auto",
+        strategy=build_strategy(cfg),
         precision=cfg.precision,
         max_steps=loop.max_steps or -1,
         max_epochs=loop.max_epochs,
         accumulate_grad_batches=cfg.grad_accum,
         gradient_clip_val=loop.gradient_clip,
-        val_check_interval=(loop.val_every or 1) * cfg.grad_accum if validating else None,
+        val_check_interval=val_every * cfg.grad_accum if validating else None,
         check_val_every_n_epoch=None if validating else 1,
         limit_val_batches=None if validating else 0,
         num_sanity_val_steps=0,
-        log_every_n_steps=loop.log_every,
+        log_every_n_steps=every_n(loop.log_every, last_step) or last_step + 1,
         logger=logger if logger is not None else False,
         callbacks=callbacks,
         default_root_dir=run_dir,
@@ -147,6 +157,16 @@ def _validate(
     trackers itself (against the right step), so `validate()`'s own return value does not hold them."""
     trainer.validate(module, datamodule=datamodule, verbose=False)
     return {k: v for k, v in _scalars(trainer.callback_metrics).items() if k.startswith("val/")}
+
+
+def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
+    """`run.resume`: auto continues from this run folder's last checkpoint when there is one."""
+    if cfg.run.resume == "none":
+        return None
+    if cfg.run.resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.exists() else None
+    return cfg.run.resume
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -172,29 +192,34 @@ def train(cfg: TrainConfig) -> TrainResult:
         tracking = f"mlflow {uri} (run {logger.run_id}); view: mlflow ui --backend-store-uri {uri}"
         mlflow_tracking.log_artifacts(logger, [config_file, provenance_file])
 
-    throughput = TokenThroughput(cfg.trainer.log_every)
+    throughput = TokenThroughput(every_n(cfg.trainer.log_every, steps.total) or steps.total + 1)
     has_val = bool(datamodule.val_set)
-    trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val)
+    trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val, steps.total)
     module = CausalLMModule(cfg, model_config, steps.total)
+    resume = resume_checkpoint(cfg, run_dir)
     if trainer.is_global_zero:
         print_start(cfg, params, data_summary, steps, _accelerator(cfg), tracking)
+        if resume:
+            log.warning("Resuming from %s", resume)
 
     baseline: dict[str, float] = {}
-    if has_val and cfg.trainer.val_at_start:
+    if has_val and cfg.trainer.val_at_start and resume is None:
         baseline = _validate(trainer, module, datamodule)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     seconds = time.perf_counter() - started
     metrics = _scalars(trainer.callback_metrics)
-    if has_val and (cfg.trainer.val_every is None or trainer.global_step % cfg.trainer.val_every):
+    val_every = cfg.trainer.val_every
+    if has_val and enabled(val_every) and not fires(val_every, trainer.global_step, steps.total):
         metrics.update(_validate(trainer, module, datamodule))
     if cfg.trainer.save_last:
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     paths = {"run folder": str(run_dir), "log": str(run_dir / "train.log")}
     model_dir = None
-    if cfg.trainer.export_model and trainer.is_global_zero:
-        model_dir = export_model(module.model, tokenizer, run_dir / "model")
+    if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
+        model_dir = export_run_model(trainer, module, tokenizer, run_dir / "model")
+    if model_dir is not None:
         paths["model"] = f"{model_dir}  (AutoModelForCausalLM.from_pretrained)"
     if logger is not None and trainer.is_global_zero:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)

@@ -9,6 +9,7 @@ standard library only (nvidia-smi, importlib), so it runs before torch is import
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 
@@ -16,7 +17,7 @@ from pydantic import Field, NonNegativeInt
 
 from trainer.config.base import StrictModel
 
-OPTIONAL_PACKAGES = ("flash_attn", "bitsandbytes", "deepspeed", "peft")
+OPTIONAL_PACKAGES = ("flash_attn", "bitsandbytes", "deepspeed", "peft", "lion_pytorch")
 
 
 class HardwareFacts(StrictModel):
@@ -27,6 +28,12 @@ class HardwareFacts(StrictModel):
     )
     packages: dict[str, bool] | None = Field(
         None, description="Optional packages importable here (flash_attn, bitsandbytes, ...); null = detect."
+    )
+    slurm_nodes: NonNegativeInt | None = Field(
+        None, description="Nodes of the Slurm job this runs in (SLURM_JOB_NUM_NODES); 0 = not in Slurm."
+    )
+    slurm_tasks_per_node: NonNegativeInt | None = Field(
+        None, description="Slurm tasks per node (SLURM_NTASKS_PER_NODE); 0 = not in Slurm; null = detect."
     )
 
 
@@ -52,16 +59,29 @@ def _gpu_capabilities() -> list[float]:
     return caps
 
 
+def _slurm_tasks_per_node() -> int:
+    """SLURM_NTASKS_PER_NODE is set only with --ntasks-per-node; otherwise derive it from the totals."""
+    per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
+    if per_node.isdigit():
+        return int(per_node)
+    tasks, nodes = os.environ.get("SLURM_NTASKS", "1"), os.environ.get("SLURM_JOB_NUM_NODES", "1")
+    return max(1, int(tasks) // max(1, int(nodes))) if tasks.isdigit() and nodes.isdigit() else 0
+
+
 def detect(given: dict | None) -> dict:
     """Fill every null fact from this machine; values the user set are kept as they are."""
     facts = dict(given or {})
-    if all(facts.get(k) is not None for k in ("cuda", "gpu_count", "bf16", "packages")):
+    keys = ("cuda", "gpu_count", "bf16", "packages", "slurm_nodes", "slurm_tasks_per_node")
+    if all(facts.get(k) is not None for k in keys):
         return facts
     caps = _gpu_capabilities()
+    in_slurm = "SLURM_JOB_ID" in os.environ and os.environ.get("SLURM_JOB_NUM_NODES", "").isdigit()
     detected = {
         "cuda": bool(caps),
         "gpu_count": len(caps),
         "bf16": bool(caps) and min(caps) >= 8.0,
         "packages": {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES},
+        "slurm_nodes": int(os.environ["SLURM_JOB_NUM_NODES"]) if in_slurm else 0,
+        "slurm_tasks_per_node": _slurm_tasks_per_node() if in_slurm else 0,
     }
     return {k: facts.get(k) if facts.get(k) is not None else v for k, v in detected.items()}

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
+from trainer.config.period import Period
 
 Precision = Literal["auto", "32", "bf16-mixed", "bf16-true", "16-mixed"]
 
@@ -14,11 +15,13 @@ Precision = Literal["auto", "32", "bf16-mixed", "bf16-true", "16-mixed"]
 class LoopConfig(StrictModel):
     max_steps: PositiveInt | None = Field(900, description="Optimizer steps to run (or set max_epochs).")
     max_epochs: PositiveInt | None = Field(None, description="Epochs to run (or set max_steps).")
-    val_every: PositiveInt | None = Field(100, description="Validate every N optimizer steps; null = never.")
+    val_every: Period = Field(
+        100, description="Validate every N optimizer steps, at last_step only, or disable (never)."
+    )
     val_at_start: bool = Field(True, description="Validate once before training, to log the step-0 baseline.")
-    log_every: PositiveInt = Field(10, description="Log train metrics every N optimizer steps.")
-    checkpoint_every: PositiveInt | None = Field(
-        300, description="Save a checkpoint every N steps; null = off."
+    log_every: Period = Field(10, description="Log train metrics every N optimizer steps (a period).")
+    checkpoint_every: Period = Field(
+        300, description="Save a checkpoint every N steps, at last_step, or disable (none)."
     )
     save_last: bool = Field(True, description="Keep checkpoints/last.ckpt pointing at the newest state.")
     keep_last: PositiveInt | None = Field(
@@ -35,7 +38,10 @@ class LoopConfig(StrictModel):
         "32", description="Numeric precision; auto = bf16-mixed on GPUs that support it, else 32."
     )
     gradient_clip: float | None = Field(
-        1.0, gt=0, description="Clip the global grad norm to this; null = off."
+        1.0, gt=0, description="Clip the global grad norm to this max norm; null = off."
+    )
+    gradient_clip_norm: float = Field(
+        2.0, gt=0, description="Norm type for clipping: 2.0 (Euclidean), 1.0, or inf (max abs)."
     )
     deterministic: bool = Field(
         False, description="Use deterministic algorithms only (torch.use_deterministic_algorithms); slower."

@@ -51,7 +51,12 @@ class ModelConfig(StrictModel):
         None, description="Tokenizer hub id or folder; null = same as name_or_path."
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Dtype of the weights.")
-    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="Attention kernel.")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="Attention kernel: sdpa, eager, or flash_attention_2 (CUDA + flash-attn)."
+    )
+    quantize: Literal["nf4", "fp4", "int8"] | None = Field(
+        None, description="Load the base weights quantized with bitsandbytes (CUDA; for peft=qlora)."
+    )
     trust_remote_code: bool = Field(
         False, description="Allow model code from the hub; off unless you set it."
     )

@@ -56,6 +56,19 @@ class AdafactorConfig(_Common):
         return 0  # row + column factors: O(rows + cols), negligible per parameter
 
 
+class LionConfig(_Common):
+    name: Literal["lion"] = Field("lion", description="Lion (sign momentum; the lion-pytorch package).")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (Lion wants ~3-10x less than AdamW).")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="Lion beta1 (update), beta2 (momentum).")
+    weight_decay: float = Field(
+        0.1, ge=0, description="Decoupled weight decay (not applied to norms/biases)."
+    )
+
+    @property
+    def state_bytes_per_param(self) -> int:
+        return 4  # one fp32 momentum
+
+
 OptimizerConfig = Annotated[
-    AdamWConfig | AdamW8bitConfig | SGDConfig | AdafactorConfig, Field(discriminator="name")
+    AdamWConfig | AdamW8bitConfig | SGDConfig | AdafactorConfig | LionConfig, Field(discriminator="name")
 ]

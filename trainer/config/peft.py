@@ -25,4 +25,10 @@ class LoraConfig(StrictModel):
     )
 
 
-PeftConfig = Annotated[NoPeft | LoraConfig, Field(discriminator="method")]
+class QLoraConfig(LoraConfig):
+    method: Literal["qlora"] = Field(  # type: ignore[assignment]
+        "qlora", description="QLoRA: LoRA on a 4-bit base (model.quantize=nf4 or fp4; CUDA + bitsandbytes)."
+    )
+
+
+PeftConfig = Annotated[NoPeft | LoraConfig | QLoraConfig, Field(discriminator="method")]

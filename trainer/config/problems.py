@@ -34,20 +34,26 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def from_validation_error(err: ValidationError, union_fields: frozenset[str]) -> list[Problem]:
-    """`union_fields`: top-level fields that are tagged unions; pydantic puts the tag in the path
-    (parallelism.ddp.devices), which is not a key the user can type, so it is dropped."""
+UnionFields = dict[str, dict[str, frozenset[str]]]
+"""Top-level tagged-union field -> {tag: the field names of that variant}."""
+
+
+def from_validation_error(err: ValidationError, unions: UnionFields) -> list[Problem]:
+    """`unions`: top-level fields that are tagged unions; pydantic puts the tag in the path
+    (parallelism.ddp.devices), which is not a key the user can type, so it is dropped, but it tells
+    which variant was chosen when a key belongs to another one."""
     problems = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
-        if len(loc) > 2 and loc[0] in union_fields:
-            del loc[1]
+        tag = None
+        if len(loc) > 2 and loc[0] in unions:
+            tag = loc.pop(1)
         key = ".".join(loc)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             problems.append(_bad_tag(key, e["ctx"]))
         elif e["type"] == "extra_forbidden":
-            problems.append(Problem(key, _UNSET, "unknown key", "remove it or check the spelling"))
+            problems.append(_unknown_key(key, loc, tag, unions))
         elif e["type"] == "missing":
             problems.append(Problem(key, _UNSET, "required but not set", f"add {key}=<value>"))
         else:
@@ -55,6 +61,26 @@ def from_validation_error(err: ValidationError, union_fields: frozenset[str]) ->
                 Problem(key, e.get("input", _UNSET) if e["type"] != "value_error" else _UNSET, message)
             )
     return problems
+
+
+def _unknown_key(key: str, loc: list[str], tag: str | None, unions: UnionFields) -> Problem:
+    """An unknown key, or one that belongs to another option of the same group (a DeepSpeed option
+    under parallelism=fsdp): then say which options have it, since that is the likely mistake."""
+    if tag is not None and len(loc) == 2:
+        owners = [t for t, names in unions[loc[0]].items() if loc[1] in names and t != tag]
+        if owners:
+            choices = " or ".join(f"{loc[0]}={t}" for t in owners)
+            return Problem(
+                key, _UNSET, f"is an option of {choices}, not {loc[0]}={tag}", f"remove it, or use {choices}"
+            )
+    names = sorted(unions[loc[0]][tag]) if tag is not None and len(loc) == 2 else []
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    return Problem(
+        key,
+        _UNSET,
+        "unknown key",
+        f"did you mean {close[0]}?" if close else "remove it or check the spelling",
+    )
 
 
 def _bad_tag(key: str, ctx: dict[str, Any]) -> Problem:

@@ -24,4 +24,14 @@ class RunConfig(StrictModel):
     seed: int = Field(1234, description="Seed for model init, data order and dropout.")
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form tags added to the MLflow run.")
     description: str | None = Field(None, description="Free text stored with the run.")
+    resume: str = Field(
+        "auto",
+        description="auto (continue from <run dir>/checkpoints/last.ckpt when it exists), none, or a "
+        "checkpoint path.",
+    )
     sweep: SweepInfo | None = Field(None, description="Set by the launcher in multirun mode; leave null.")
+
+    @property
+    def resume_path(self) -> str | None:
+        """The checkpoint named by `resume` when it is a path; None for auto and none."""
+        return None if self.resume in ("auto", "none") else self.resume

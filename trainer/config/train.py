@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import Field, ValidationError
 
 from trainer.config import rules
 from trainer.config.base import StrictModel
 from trainer.config.data import DataConfig
+from trainer.config.gc import GcConfig
 from trainer.config.hardware import HardwareFacts
 from trainer.config.loop import LoopConfig
 from trainer.config.model import ModelConfig
 from trainer.config.optimizer import OptimizerConfig
 from trainer.config.parallelism import ParallelismConfig
 from trainer.config.peft import PeftConfig
-from trainer.config.problems import Problem, from_validation_error
+from trainer.config.problems import Problem, UnionFields, from_validation_error
+from trainer.config.profiler import ProfilerConfig
 from trainer.config.run import RunConfig
 from trainer.config.scheduler import SchedulerConfig
 from trainer.config.tracker import TrackerConfig
@@ -32,6 +34,10 @@ class TrainConfig(StrictModel):
     tracker: TrackerConfig = Field(description="Where metrics, params and artifacts are tracked.")
     trainer: LoopConfig = Field(
         description="The training loop: length, evaluation, logging, checkpoints, precision."
+    )
+    gc: GcConfig = Field(default_factory=GcConfig, description="When Python's garbage collector runs.")
+    profiler: ProfilerConfig = Field(
+        default_factory=ProfilerConfig, description="PyTorch profiler windows and CUDA memory snapshots."
     )
     hardware: HardwareFacts = Field(
         default_factory=HardwareFacts,
@@ -65,8 +71,15 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _union_fields() -> frozenset[str]:
-    return frozenset(n for n, f in TrainConfig.model_fields.items() if f.discriminator)
+def _union_fields() -> UnionFields:
+    unions: UnionFields = {}
+    for name, info in TrainConfig.model_fields.items():
+        if info.discriminator:
+            variants = get_args(info.annotation)
+            unions[name] = {
+                v.model_fields[info.discriminator].default: frozenset(v.model_fields) for v in variants
+            }
+    return unions
 
 
 def validate(data: dict[str, Any]) -> TrainConfig:

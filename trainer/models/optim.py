@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 
-from trainer.config.optimizer import AdafactorConfig, AdamWConfig, OptimizerConfig, SGDConfig
+from trainer.config.optimizer import (
+    AdafactorConfig,
+    AdamWConfig,
+    LionConfig,
+    OptimizerConfig,
+    SGDConfig,
+)
 from trainer.config.scheduler import SchedulerConfig
 
 
@@ -37,6 +43,10 @@ def build_optimizer(
         from transformers.optimization import Adafactor
 
         return Adafactor(groups, lr=cfg.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+    if isinstance(cfg, LionConfig):
+        from lion_pytorch import Lion
+
+        return Lion(groups, lr=cfg.lr, betas=tuple(cfg.betas))
     import bitsandbytes as bnb
 
     return bnb.optim.AdamW8bit(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)

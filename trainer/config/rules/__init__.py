@@ -1,0 +1,32 @@
+"""Cross-field rules: checks that need more than one field or group, run after every field is valid.
+
+Each rule returns the `Problem`s it finds (or None), naming the key to change and how. Rules check; they
+never rewrite what the user wrote. They are grouped by concern: training (batches, schedule, periods,
+checkpoints), hardware (what this machine can run), parallel (strategies and Slurm), model (shapes,
+attention, quantization) and periodic (GC and profiler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from trainer.config.problems import Problem
+from trainer.config.rules import hardware, model, parallel, periodic, training
+
+if TYPE_CHECKING:
+    from trainer.config.train import TrainConfig
+
+MODULES = (training, periodic, model, hardware, parallel)
+
+
+def check(cfg: TrainConfig) -> list[Problem]:
+    found: list[Problem] = []
+    for module in MODULES:
+        for rule in module.RULES:
+            result = rule(cfg)
+            if isinstance(result, Problem):
+                found.append(result)
+            elif isinstance(result, Iterable):
+                found.extend(result)
+    return found
