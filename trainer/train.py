@@ -56,6 +56,8 @@ def _quiet_known_noise() -> None:
         ".*litlogger.*",
         ".*srun.*",
         ".*sync_dist=True.*",
+        # Our sampler resumes by the restored step (trainer/data/sampler.py), which Lightning cannot see.
+        ".*dataloader is not resumable.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
     # Lightning attaches its own console handler; route its records through ours instead (file: INFO,
@@ -134,6 +136,7 @@ def _build_trainer(
         check_val_every_n_epoch=None if validating else 1,
         limit_val_batches=None if validating else 0,
         num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the datamodule shards by rank itself (trainer/data/sampler.py)
         log_every_n_steps=every_n(loop.log_every, last_step) or last_step + 1,
         logger=logger if logger is not None else False,
         callbacks=callbacks,
@@ -185,9 +188,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     steps = plan_steps(cfg, len(datamodule.train_set))
     params = meta_param_counts(cfg.model, model_config, cfg.peft)
 
+    resume = resume_checkpoint(cfg, run_dir)
     logger, tracking = None, None
     if isinstance(cfg.tracker, MlflowTracker):
-        logger = mlflow_tracking.make_logger(cfg, cfg.tracker)
+        same_run = resume is not None and Path(resume).resolve().is_relative_to(run_dir.resolve())
+        previous = mlflow_tracking.previous_run_id(run_dir) if same_run else None
+        logger = mlflow_tracking.make_logger(cfg, cfg.tracker, previous)
         uri = mlflow_tracking.tracking_uri(cfg, cfg.tracker)
         tracking = f"mlflow {uri} (run {logger.run_id}); view: mlflow ui --backend-store-uri {uri}"
         mlflow_tracking.log_artifacts(logger, [config_file, provenance_file])
@@ -196,7 +202,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     has_val = bool(datamodule.val_set)
     trainer = _build_trainer(cfg, run_dir, logger, throughput, has_val, steps.total)
     module = CausalLMModule(cfg, model_config, steps.total)
-    resume = resume_checkpoint(cfg, run_dir)
     if trainer.is_global_zero:
         print_start(cfg, params, data_summary, steps, _accelerator(cfg), tracking)
         if resume:

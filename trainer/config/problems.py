@@ -57,9 +57,9 @@ def from_validation_error(err: ValidationError, unions: UnionFields) -> list[Pro
         elif e["type"] == "missing":
             problems.append(Problem(key, _UNSET, "required but not set", f"add {key}=<value>"))
         else:
-            problems.append(
-                Problem(key, e.get("input", _UNSET) if e["type"] != "value_error" else _UNSET, message)
-            )
+            # A model-level validator's input is the whole section: only a field's own value is shown.
+            value = e.get("input", _UNSET)
+            problems.append(Problem(key, _UNSET if isinstance(value, dict) else value, message))
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader
 from trainer.config.data import DataConfig
 from trainer.data.alpaca import IGNORE
 from trainer.data.prepare import DataSummary, prepare_data
+from trainer.data.sampler import ShardedEpochSampler
 
 
 class Collator:
@@ -52,16 +54,36 @@ class InstructionDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
 
+    def _trained_batches(self, epoch: int, batches_per_epoch: int) -> int:
+        """Micro batches of `epoch` already trained, from the optimizer step Lightning restored: 0 on a
+        fresh epoch, k after resuming a checkpoint taken k batches into it."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        accum = trainer.accumulate_grad_batches
+        steps_per_epoch = math.ceil(batches_per_epoch / accum)
+        into = trainer.global_step - epoch * steps_per_epoch
+        return into * accum if 0 < into < steps_per_epoch else 0
+
     def _loader(self, data: list, batch_size: int, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+        trainer = self.trainer
+        sampler = ShardedEpochSampler(
+            len(data),
+            seed=self.seed,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            drop_last=shuffle,
+            position=self._trained_batches if shuffle else None,
+        )
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle,
             collate_fn=Collator(self.tokenizer.pad_token_id),
             num_workers=self.cfg.num_workers,
-            generator=generator if shuffle else None,
             pin_memory=self.cfg.pin_memory,
             persistent_workers=self.cfg.persistent_workers,
             prefetch_factor=self.cfg.prefetch_factor,

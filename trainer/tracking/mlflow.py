@@ -45,7 +45,19 @@ def run_tags(cfg: TrainConfig) -> dict[str, str]:
     return tags
 
 
-def make_logger(cfg: TrainConfig, tracker: MlflowTracker) -> Any:
+RUN_ID_FILE = "mlflow_run_id"
+
+
+def previous_run_id(run_dir: Path) -> str | None:
+    """The MLflow run this run folder logged to before (for resume into the same run)."""
+    path = run_dir / RUN_ID_FILE
+    return path.read_text().strip() or None if path.exists() else None
+
+
+def make_logger(cfg: TrainConfig, tracker: MlflowTracker, resume_run_id: str | None = None) -> Any:
+    """A new MLflow run, or with `resume_run_id` the same run continued: its metric curves go on from
+    the resumed step. MLflow params are immutable, so on resume only new keys are logged, and a value
+    that changed (e.g. a longer trainer.max_steps) is recorded as a `resume.changed.<key>` tag."""
     from lightning.pytorch.loggers import MLFlowLogger
 
     name = cfg.run.name if cfg.run.sweep is None else f"{cfg.run.sweep.id}-{cfg.run.sweep.job}"
@@ -56,8 +68,19 @@ def make_logger(cfg: TrainConfig, tracker: MlflowTracker) -> Any:
         tracking_uri=tracking_uri(cfg, tracker),
         tags=run_tags(cfg),
         artifact_location=artifact_root(cfg) if not tracker.uri else None,
+        run_id=resume_run_id,
     )
-    logger.log_hyperparams(flatten(cfg.model_dump(mode="json")))
+    params = {k: str(v) for k, v in flatten(cfg.model_dump(mode="json")).items()}
+    if logger.run_id is None:  # a non-zero rank: Lightning gives it a dummy experiment
+        return logger
+    if resume_run_id is not None:
+        before = logger.experiment.get_run(resume_run_id).data.params
+        for key, value in params.items():
+            if key in before and before[key] != value[:6000]:
+                logger.experiment.set_tag(resume_run_id, f"resume.changed.{key}", value)
+        params = {k: v for k, v in params.items() if k not in before}
+    logger.log_hyperparams(params)
+    (Path(cfg.run.dir) / RUN_ID_FILE).write_text(logger.run_id)
     return logger
 
 

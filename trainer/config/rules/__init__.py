@@ -17,7 +17,7 @@ from trainer.config.rules import hardware, model, parallel, periodic, training
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
-MODULES = (training, periodic, model, hardware, parallel)
+MODULES = (training, periodic, hardware, parallel, model)
 
 
 def check(cfg: TrainConfig) -> list[Problem]:

@@ -1,0 +1,444 @@
+"""Every cross-field rule added for the full schema: the bad config and the exact message it gets.
+
+Each case composes the real conf/ with the given overrides (GPU-only rules state the machine as
+`hardware.*` facts) and checks every problem line, so a rule that stops firing, fires twice, or changes
+its advice fails here. The older rules are tested in test_config.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_config
+from trainer.config import ConfigError
+
+CPU = ["hardware.cuda=false", "hardware.gpu_count=0", "hardware.bf16=false", "hardware.packages={}"]
+GPU = ["hardware.cuda=true", "hardware.gpu_count=2", "hardware.bf16=true"]
+FSDP = ["parallelism=fsdp", "data.global_batch=64"]
+DS = ["parallelism=deepspeed", "data.global_batch=64"]
+HUB = ["model=llama", "data.sequence_len=128"]
+
+CASES: dict[str, tuple[list[str], list[str]]] = {
+    "val_at_start_without_data": (
+        ["data.validation_path=null", "trainer.val_every=disable"],
+        [
+            "  trainer.val_at_start=True: a step-0 validation needs a validation set; set data.validation_path, data.val_fraction or data.val_count, or trainer.val_at_start=false"
+        ],
+    ),
+    "gc_period_longer_than_run": (
+        ["trainer.max_steps=50", "gc.mode=manual", "gc.every=100"],
+        [
+            "  gc.every=100: longer than the run (trainer.max_steps=50), so it never fires; use gc.every<=50, gc.every=last_step, or gc.every=disable"
+        ],
+    ),
+    "profiler_period_longer_than_run": (
+        ["trainer.max_steps=50", "profiler.every=100"],
+        [
+            "  profiler.every=100: longer than the run (trainer.max_steps=50), so it never fires; use profiler.every<=50, profiler.every=last_step, or profiler.every=disable"
+        ],
+    ),
+    "manual_gc_without_period": (
+        ["gc.mode=manual"],
+        [
+            "  gc.every=disable: gc.mode=manual turns the automatic collector off, so without a period nothing is collected; set gc.every=N (e.g. 50), or gc.mode=auto"
+        ],
+    ),
+    "gc_period_with_auto": (
+        ["gc.every=10"],
+        [
+            "  gc.every=10: has no effect with gc.mode=auto (Python collects on its own schedule); set gc.mode=manual, or gc.every=disable"
+        ],
+    ),
+    "profiler_windows_overlap": (
+        ["profiler.every=3"],
+        [
+            "  profiler.every=3: shorter than one profiling window (wait+warmup+active = 5 steps), so windows overlap; use profiler.every>=5, or shorten profiler.wait/warmup/active"
+        ],
+    ),
+    "profiler_window_longer_than_run": (
+        ["trainer.max_steps=4", "profiler.every=last_step"],
+        [
+            "  profiler.active=3: a profiling window (5 steps) is longer than the run (trainer.max_steps=4); lower profiler.wait/warmup/active, or train longer"
+        ],
+    ),
+    "profiler_option_without_profiler": (
+        ["profiler.record_shapes=true"],
+        [
+            "  profiler.record_shapes=True: has no effect while profiler.every=disable; set profiler.every=N or last_step to profile"
+        ],
+    ),
+    "memory_snapshot_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "profiler.every=100",
+            "profiler.memory_snapshot=true",
+        ],
+        [
+            "  profiler.memory_snapshot=True: snapshots record the CUDA caching allocator; this run is on the CPU; set profiler.memory_snapshot=false (profiler.profile_memory=true tracks CPU allocations)"
+        ],
+    ),
+    "resume_path_missing": (
+        ["run.resume=/nonexistent/last.ckpt"],
+        [
+            "  run.resume=/nonexistent/last.ckpt: no checkpoint there (looked in /nonexistent/last.ckpt); pass an existing .ckpt file or checkpoint folder, run.resume=auto, or run.resume=none"
+        ],
+    ),
+    "clip_norm_without_clipping": (
+        ["trainer.gradient_clip=null", "trainer.gradient_clip_norm=1.0"],
+        [
+            "  trainer.gradient_clip_norm=1.0: has no effect while trainer.gradient_clip=null; set trainer.gradient_clip=<max norm>, or remove gradient_clip_norm"
+        ],
+    ),
+    "lion_without_package": (
+        ["optimizer=lion", "hardware.packages={lion_pytorch:false}"],
+        [
+            "  optimizer.name=lion: Lion needs the lion-pytorch package, which is not installed; pip install lion-pytorch, or optimizer=adamw"
+        ],
+    ),
+    "flash_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "model.attn_implementation=flash_attention_2",
+        ],
+        [
+            "  model.attn_implementation=flash_attention_2: flash-attn needs a CUDA GPU; this run is on the CPU; use model.attn_implementation=sdpa",
+            "  model.attn_implementation=flash_attention_2: flash-attn computes in fp16/bf16 only, and this run is fp32 throughout; set trainer.precision=bf16-mixed (or auto), or model.attn_implementation=sdpa",
+        ],
+    ),
+    "flash_without_package": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={}",
+            "model.attn_implementation=flash_attention_2",
+            "trainer.precision=bf16-mixed",
+        ],
+        [
+            "  model.attn_implementation=flash_attention_2: flash-attn needs the flash-attn package, which is not installed; pip install flash-attn, or model.attn_implementation=sdpa"
+        ],
+    ),
+    "flash_in_fp32": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={flash_attn:true}",
+            "model.attn_implementation=flash_attention_2",
+        ],
+        [
+            "  model.attn_implementation=flash_attention_2: flash-attn computes in fp16/bf16 only, and this run is fp32 throughout; set trainer.precision=bf16-mixed (or auto), or model.attn_implementation=sdpa"
+        ],
+    ),
+    "quantize_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "model=llama",
+            "data.sequence_len=128",
+            "peft=qlora",
+        ],
+        [
+            "  model.quantize=nf4: bitsandbytes quantization needs a CUDA GPU; this run is on the CPU; use model.quantize=null with peft=lora"
+        ],
+    ),
+    "quantize_without_bitsandbytes": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={}",
+            "model=llama",
+            "data.sequence_len=128",
+            "peft=qlora",
+        ],
+        [
+            "  model.quantize=nf4: bitsandbytes quantization needs the bitsandbytes package, which is not installed; pip install bitsandbytes, or model.quantize=null with peft=lora"
+        ],
+    ),
+    "quantize_from_scratch": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={bitsandbytes:true}",
+            "peft=qlora",
+        ],
+        [
+            "  model.quantize=nf4: quantization compresses pretrained weights; a from-scratch model has none to load; set model.from_scratch=false with model.name_or_path, or model.quantize=null"
+        ],
+    ),
+    "quantize_full_finetune": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={bitsandbytes:true}",
+            "model=llama",
+            "data.sequence_len=128",
+            "model.quantize=nf4",
+        ],
+        [
+            "  model.quantize=nf4: quantized weights cannot be trained directly; use peft=qlora (or peft=lora for int8), or model.quantize=null"
+        ],
+    ),
+    "qlora_on_int8": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={bitsandbytes:true}",
+            "model=llama",
+            "data.sequence_len=128",
+            "peft=qlora",
+            "model.quantize=int8",
+        ],
+        [
+            "  model.quantize=int8: peft=qlora trains LoRA on a 4-bit base; set model.quantize=nf4 (or fp4), or use peft=lora"
+        ],
+    ),
+    "lora_on_four_bit": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={bitsandbytes:true}",
+            "model=llama",
+            "data.sequence_len=128",
+            "peft=lora",
+            "model.quantize=nf4",
+        ],
+        [
+            "  peft.method=lora: LoRA on a nf4 base is QLoRA; use peft=qlora (same options), or model.quantize=null"
+        ],
+    ),
+    "fsdp1_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "parallelism=fsdp",
+            "data.global_batch=64",
+            "parallelism.version=1",
+        ],
+        [
+            "  parallelism.version=1: FSDP1 (Lightning's FSDPStrategy) needs a CUDA GPU; this run is on the CPU; use parallelism.version=2 (FSDP2 runs on the CPU too)"
+        ],
+    ),
+    "deepspeed_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "parallelism=deepspeed",
+            "data.global_batch=64",
+        ],
+        [
+            "  parallelism.strategy=deepspeed: Lightning's DeepSpeed strategy needs a CUDA GPU; this run is on the CPU; use parallelism=fsdp (FSDP2 runs on the CPU too)"
+        ],
+    ),
+    "deepspeed_without_package": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={}",
+            "parallelism=deepspeed",
+            "data.global_batch=64",
+        ],
+        [
+            "  parallelism.strategy=deepspeed: Lightning's DeepSpeed strategy needs the deepspeed package, which is not installed; pip install deepspeed, or parallelism=fsdp (FSDP2 runs on the CPU too)"
+        ],
+    ),
+    "distributed_one_process": (
+        ["parallelism=fsdp", "data.global_batch=64", "parallelism.devices=1", "data.global_batch=32"],
+        [
+            "  parallelism.devices=1: fsdp with one process only adds overhead to single-device training; use parallelism=single, or parallelism.devices>=2"
+        ],
+    ),
+    "offload_on_cpu": (
+        [
+            "hardware.cuda=false",
+            "hardware.gpu_count=0",
+            "hardware.bf16=false",
+            "hardware.packages={}",
+            "parallelism=fsdp",
+            "data.global_batch=64",
+            "parallelism.cpu_offload=true",
+        ],
+        [
+            "  parallelism.cpu_offload=True: offloading moves state from GPU to CPU memory; this run is on the CPU already; set parallelism.cpu_offload=false"
+        ],
+    ),
+    "param_offload_needs_stage3": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={deepspeed:true}",
+            "parallelism=deepspeed",
+            "data.global_batch=64",
+            "parallelism.offload_params=true",
+        ],
+        [
+            "  parallelism.offload_params=True: ZeRO stage 2 keeps whole parameters on every rank; only stage 3 can offload them; set parallelism.stage=3, or parallelism.offload_params=false"
+        ],
+    ),
+    "deepspeed_clips_two_norm": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={deepspeed:true}",
+            "parallelism=deepspeed",
+            "data.global_batch=64",
+            "trainer.gradient_clip_norm=1.0",
+        ],
+        [
+            "  trainer.gradient_clip_norm=1.0: DeepSpeed clips by the 2-norm only; set trainer.gradient_clip_norm=2.0, or use parallelism=fsdp or ddp"
+        ],
+    ),
+    "step_timeout_longer_than_init": (
+        ["parallelism=fsdp", "data.global_batch=64", "parallelism.step_timeout_s=3600"],
+        [
+            "  parallelism.step_timeout_s=3600: longer than parallelism.init_timeout_s=1800; the step timeout is meant to fail hung steps sooner than setup; use parallelism.step_timeout_s<=1800, or null"
+        ],
+    ),
+    "quantized_base_sharded": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "hardware.packages={bitsandbytes:true}",
+            "model=llama",
+            "data.sequence_len=128",
+            "peft=qlora",
+            "parallelism=fsdp",
+            "data.global_batch=64",
+        ],
+        [
+            "  parallelism.strategy=fsdp: sharding a bitsandbytes-quantized base is not supported here; use parallelism=ddp (each rank holds the small 4-bit base), or model.quantize=null"
+        ],
+    ),
+    "single_in_multi_task_slurm_job": (
+        ["hardware.slurm_nodes=2", "hardware.slurm_tasks_per_node=4"],
+        [
+            "  parallelism.strategy=single: this Slurm job has 8 tasks (2 node(s) x 4), but one process trains; use parallelism=ddp (or fsdp) parallelism.nodes=2 parallelism.devices=4"
+        ],
+    ),
+    "slurm_nodes_mismatch": (
+        [
+            "parallelism=fsdp",
+            "data.global_batch=64",
+            "hardware.slurm_nodes=2",
+            "hardware.slurm_tasks_per_node=2",
+        ],
+        [
+            "  parallelism.nodes=1: the Slurm job has 2 node(s) (SLURM_JOB_NUM_NODES); set parallelism.nodes=2, or submit with --nodes=1"
+        ],
+    ),
+    "slurm_devices_mismatch": (
+        [
+            "parallelism=fsdp",
+            "data.global_batch=64",
+            "hardware.slurm_nodes=1",
+            "hardware.slurm_tasks_per_node=4",
+            "data.global_batch=128",
+        ],
+        [
+            "  parallelism.devices=2: the Slurm job runs 4 task(s) per node (SLURM_NTASKS_PER_NODE); set parallelism.devices=4, or submit with --ntasks-per-node=2"
+        ],
+    ),
+    "more_processes_than_gpus_fsdp": (
+        [
+            "hardware.cuda=true",
+            "hardware.gpu_count=2",
+            "hardware.bf16=true",
+            "parallelism=fsdp",
+            "data.global_batch=64",
+            "parallelism.devices=4",
+            "data.global_batch=128",
+        ],
+        [
+            "  parallelism.devices=4: more processes per node than GPUs (2); use parallelism.devices<=2, or more parallelism.nodes"
+        ],
+    ),
+    "deepspeed_option_under_fsdp": (
+        ["parallelism=fsdp", "data.global_batch=64", "+parallelism.stage=3"],
+        [
+            "  parallelism.stage: is an option of parallelism=deepspeed, not parallelism=fsdp; remove it, or use parallelism=deepspeed"
+        ],
+    ),
+    "period_null": (
+        ["trainer.val_every=null"],
+        [
+            "  trainer.val_every=None: null is not a period; use disable (never), last_step, or a positive int N"
+        ],
+    ),
+    "period_zero": (
+        ["trainer.checkpoint_every=0"],
+        [
+            "  trainer.checkpoint_every=0: expected a period: a positive int (every N steps), last_step or disable"
+        ],
+    ),
+    "period_word": (
+        ["trainer.log_every=sometimes"],
+        [
+            "  trainer.log_every=sometimes: expected a period: a positive int (every N steps), last_step or disable"
+        ],
+    ),
+}
+
+
+def problems_of(overrides: list[str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides)
+    return [p.render() for p in info.value.problems]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule_message(name: str) -> None:
+    overrides, expected = CASES[name]
+    assert problems_of(overrides) == expected
+
+
+def test_sequence_len_is_checked_against_a_local_config_json(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 256}))
+    lines = problems_of(["model=llama", f"model.name_or_path={tmp_path}", "data.sequence_len=512"])
+    assert lines == [
+        f"  data.sequence_len=512: longer than the model's max_position_embeddings=256 "
+        f"({tmp_path / 'config.json'}); use data.sequence_len<=256"
+    ]
+    assert load_config(["model=llama", f"model.name_or_path={tmp_path}", "data.sequence_len=256"])
+
+
+def test_resume_path_that_exists_is_accepted(tmp_path: Path) -> None:
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"")
+    assert load_config([f"run.resume={ckpt}"]).run.resume_path == str(ckpt)
+    assert load_config(["run.resume=none"]).run.resume_path is None
+
+
+def test_valid_gpu_configs_pass_the_same_rules() -> None:
+    """The positive side of the CUDA rules: the same options validate on a machine that has what they need."""
+    packages = "hardware.packages={deepspeed:true,bitsandbytes:true,flash_attn:true}"
+    assert load_config([*GPU, packages, *DS, "parallelism.stage=3", "parallelism.offload_params=true"])
+    assert load_config([*GPU, packages, *HUB, "peft=qlora", "parallelism=ddp", "data.global_batch=64"])
+    assert load_config(
+        [*GPU, packages, "model.attn_implementation=flash_attention_2", "trainer.precision=auto"]
+    )
+    assert load_config([*GPU, packages, *FSDP, "parallelism.version=1", "parallelism.cpu_offload=true"])
+    assert load_config([*FSDP, "hardware.slurm_nodes=1", "hardware.slurm_tasks_per_node=2"])
