@@ -20,6 +20,7 @@ from trainer.models.estimate import (
     human_bytes,
     human_count,
     preset_config,
+    sharding,
     weight_bytes,
 )
 
@@ -181,3 +182,36 @@ def test_human_units() -> None:
     assert human_bytes(3 * 1024**3) == "3.00 GiB"
     assert human_count(6_742_609_920) == "6.74G"
     assert human_count(512) == "512"
+
+
+GPUS = ["hardware.cuda=true", "hardware.gpu_count=8", "hardware.bf16=true"]
+GPUS += ["hardware.packages={deepspeed:true}"]
+FSDP8 = ["parallelism=fsdp", "parallelism.devices=8"]
+
+
+@pytest.mark.parametrize(
+    "overrides,split",
+    [
+        (["parallelism=ddp", "parallelism.devices=8"], (800, 800, 800)),
+        (["parallelism=fsdp", "parallelism.devices=8"], (100, 100, 100)),
+        ([*FSDP8, "parallelism.reshard_after_forward=false"], (800, 100, 100)),
+        (["parallelism=fsdp", "parallelism.devices=8", "parallelism.cpu_offload=true"], (0, 100, 0)),
+        (["parallelism=deepspeed", "parallelism.devices=8", "parallelism.stage=1"], (800, 800, 100)),
+        (["parallelism=deepspeed", "parallelism.devices=8", "parallelism.stage=2"], (800, 100, 100)),
+        (["parallelism=deepspeed", "parallelism.devices=8", "parallelism.stage=3"], (100, 100, 100)),
+        (
+            [
+                "parallelism=deepspeed",
+                "parallelism.devices=8",
+                "parallelism.stage=3",
+                "parallelism.offload_params=true",
+                "parallelism.offload_optimizer=true",
+            ],
+            (0, 100, 0),
+        ),
+    ],
+)
+def test_memory_per_device_follows_the_strategy(overrides: list[str], split: tuple[int, int, int]) -> None:
+    cfg = load_config([*GPUS, *overrides, "data.global_batch=256"])
+    mem = sharding(cfg.parallelism).per_device(MemoryEstimate(800, 800, 800, 5))
+    assert (mem.weights, mem.gradients, mem.optimizer, mem.activations) == (*split, 5)

@@ -144,6 +144,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         gradient_bytes,
         human_bytes,
         human_count,
+        sharding,
         weight_bytes,
     )
 
@@ -174,7 +175,8 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         optimizer=p.trainable * cfg.optimizer.state_bytes_per_param,
         activations=acts or 0,
     )
-    ranks = cfg.parallelism.world_size
+    split = sharding(cfg.parallelism)
+    mem = split.per_device(mem)
     act_text = (
         f"activations {human_bytes(mem.activations)} (micro {cfg.data.micro_batch} x "
         f"{cfg.data.sequence_len} tokens, {act_b}-byte)"
@@ -186,8 +188,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
     rows = [
         (
             "memory",
-            f"~{human_bytes(mem.total)} per device (full replica on each of {ranks} rank(s), "
-            f"strategy {cfg.parallelism.strategy}); an estimate",
+            f"~{human_bytes(mem.total)} per device ({split.note}); an estimate",
         ),
         ("", f"weights {human_bytes(mem.weights)} ({param_b}-byte), gradients {human_bytes(mem.gradients)}"),
         ("", f"{cfg.optimizer.name} states {human_bytes(mem.optimizer)}, {act_text}"),

@@ -119,6 +119,48 @@ class MemoryEstimate:
         return self.weights + self.gradients + self.optimizer + self.activations
 
 
+@dataclass(frozen=True)
+class Sharding:
+    """How many ranks share each kind of state (1 = a full copy per device; 0 = kept on the CPU)."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+    note: str
+
+    def per_device(self, mem: MemoryEstimate) -> MemoryEstimate:
+        def part(n: int, ways: int) -> int:
+            return 0 if ways == 0 else -(-n // ways)
+
+        return MemoryEstimate(
+            weights=part(mem.weights, self.weights),
+            gradients=part(mem.gradients, self.gradients),
+            optimizer=part(mem.optimizer, self.optimizer),
+            activations=mem.activations,
+        )
+
+
+def sharding(parallelism: Any) -> Sharding:
+    """The ZeRO arithmetic of each strategy: FSDP with resharding and ZeRO-3 split all three kinds of
+    state over the ranks; ZeRO-2 (or FSDP without resharding, which keeps gathered weights between
+    forward and backward) splits gradients and optimizer state; ZeRO-1 the optimizer state only.
+    Offloaded state lives in CPU memory, shown as 0 on the device."""
+    n = parallelism.world_size
+    kind = parallelism.strategy
+    if kind == "fsdp":
+        offload = parallelism.cpu_offload
+        w = 0 if offload else (n if parallelism.reshard_after_forward else 1)
+        zero = "ZeRO-3-like" if parallelism.reshard_after_forward else "ZeRO-2-like"
+        return Sharding(w, n, 0 if offload else n, f"FSDP{parallelism.version} over {n} ranks, {zero}")
+    if kind == "deepspeed":
+        stage = parallelism.stage
+        w = 0 if parallelism.offload_params else (n if stage == 3 else 1)
+        g = n if stage >= 2 else 1
+        o = 0 if parallelism.offload_optimizer else n
+        return Sharding(w, g, o, f"DeepSpeed ZeRO-{stage} over {n} ranks")
+    return Sharding(1, 1, 1, f"full replica on each of {n} rank(s), strategy {kind}")
+
+
 def flops_per_token(total: int, trainable: int, full_finetune: bool) -> tuple[int, str]:
     """Training FLOPs per token (matmuls only, attention's s^2 term ignored), and how it was counted.
 
