@@ -400,6 +400,24 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "  trainer.log_every=sometimes: expected a period: a positive int (every N steps), last_step or disable"
         ],
     ),
+    "profiler_first_window_past_the_end": (
+        ["profiler.every=12", "trainer.max_steps=12"],
+        [
+            "  profiler.every=12: the first window would run to step 16, past the end of the run (trainer.max_steps=12), so nothing is recorded; use profiler.every<=8, or profiler.every=last_step"
+        ],
+    ),
+    "fsdp2_with_fp16": (
+        [*GPU, *FSDP, "trainer.precision=16-mixed"],
+        [
+            "  trainer.precision=16-mixed: FSDP2 (Lightning's ModelParallelStrategy) has no fp16 mixed precision with a loss scaler; use trainer.precision=bf16-mixed or 32, or parallelism.version=1"
+        ],
+    ),
+    "bf16_reduce_on_cpu_ddp": (
+        [*CPU, "parallelism=ddp", "data.global_batch=64", "parallelism.reduce_dtype=bfloat16"],
+        [
+            "  parallelism.reduce_dtype=bfloat16: DDP's bf16 compression hook needs CUDA and NCCL; this run is on the CPU (gloo); use parallelism.reduce_dtype=float16 or null on the CPU"
+        ],
+    ),
 }
 
 

@@ -1,12 +1,34 @@
-"""Periodic side actions during training (stub: replaced by the GC / profiler / timeout work)."""
+"""Periodic side actions during training, as Lightning callbacks built from the validated config.
+
+Each one acts once per optimizer step (trainer/step_hook.py) and decides with `fires` whether its period
+is due, so manual GC, profiler windows and validation/checkpoint periods all count steps the same way.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import lightning as L
+
+from trainer.collective_timeout import StepTimeout
 from trainer.config import TrainConfig
+from trainer.config.period import enabled
+from trainer.gc_control import ManualGc
+from trainer.profiling import ProfilerWindows
 
 
-def side_callbacks(cfg: TrainConfig, run_dir: Path, last_step: int) -> list[Any]:
-    return []
+def side_callbacks(cfg: TrainConfig, run_dir: Path, last_step: int) -> list[L.Callback]:
+    """Manual GC, profiler windows and the post-first-step collective timeout, each only when configured.
+
+    GC comes before the profiler so that a collection is part of the profiled step it follows."""
+    callbacks: list[L.Callback] = []
+    if cfg.gc.mode == "manual":
+        callbacks.append(ManualGc(cfg.gc.every, cfg.gc.generation, last_step))
+    if enabled(cfg.profiler.every):
+        folder = run_dir / cfg.profiler.dir
+        callbacks.append(ProfilerWindows(cfg.profiler, folder, last_step, cuda=cfg.on_gpu))
+    par = cfg.parallelism
+    step_timeout = getattr(par, "step_timeout_s", None)
+    if par.distributed and step_timeout is not None:
+        callbacks.append(StepTimeout(step_timeout))
+    return callbacks

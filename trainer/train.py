@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -174,6 +175,8 @@ def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
 
 def train(cfg: TrainConfig) -> TrainResult:
     _quiet_known_noise()
+    if not cfg.on_gpu:  # transformers' save_pretrained imports deepspeed, which warns while guessing
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.yaml"

@@ -71,6 +71,29 @@ def hf_config(cfg: ModelConfig, tokenizer: Any) -> Any:
         raise _hub_error("model.name_or_path", str(cfg.name_or_path), err) from None
 
 
+def quantization_config(cfg: ModelConfig) -> Any:
+    """bitsandbytes settings for `model.quantize`, or None. 4-bit is the QLoRA recipe: NF4 (or FP4) storage,
+    bf16 compute, and double quantization (the quantization constants quantized too, ~0.4 bit/param)."""
+    if cfg.quantize is None:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantize == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quantize,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+def _quantized_placement() -> dict[str, Any]:
+    """bitsandbytes quantizes as weights reach the GPU, so a quantized model is loaded straight onto this
+    rank's GPU (Lightning has selected it by the time `configure_model` runs), not onto the CPU first."""
+    return {"device_map": {"": torch.cuda.current_device()}}
+
+
 def build_model(cfg: ModelConfig, config: Any) -> Any:
     """Random init (from_scratch) or pretrained weights, as a plain `*ForCausalLM`."""
     from transformers import AutoModelForCausalLM
@@ -79,6 +102,9 @@ def build_model(cfg: ModelConfig, config: Any) -> Any:
     if cfg.from_scratch:
         model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[cfg.dtype], **kwargs)
     else:
+        quantization = quantization_config(cfg)
+        if quantization is not None:  # the rules allow it only for pretrained weights on CUDA
+            kwargs.update(quantization_config=quantization, **_quantized_placement())
         try:
             model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=DTYPES[cfg.dtype], **kwargs)
         except (OSError, ValueError) as err:

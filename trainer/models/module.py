@@ -8,6 +8,7 @@ share that greedy decoding would answer word for word, computed without a genera
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -19,6 +20,7 @@ from trainer.data.alpaca import IGNORE
 from trainer.models.build import build_model
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.peft import apply_peft
+from trainer.models.sharding import grad_norm, shard_model
 
 
 def exact_matches(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -51,9 +53,28 @@ class CausalLMModule(L.LightningModule):
         self.val_exact_match = MeanMetric()
 
     def configure_model(self) -> None:
+        """Build (and for FSDP2, shard) the model once; Lightning calls this before validate and fit."""
         if self.model is not None:
             return
-        self.model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+        p = self.cfg.parallelism
+        if p.strategy == "deepspeed":
+            self._prepare_deepspeed(p.stage)
+        model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+        if p.strategy == "fsdp" and p.version == 2:
+            shard_model(model, self.device_mesh["data_parallel"], p)
+        self.model = model
+
+    def _prepare_deepspeed(self, stage: int) -> None:
+        # Our configure_gradient_clipping leaves DeepSpeed alone (it clips from its config), but Lightning
+        # warns whenever the hook is overridden.
+        warnings.filterwarnings("ignore", message=".*DeepSpeed handles gradient clipping internally.*")
+        if stage == 3:
+            # Lightning builds the model inside `deepspeed.zero.Init`, which partitions parameters as they
+            # are created; transformers loads pretrained weights into partitioned parameters only when it
+            # knows the DeepSpeed config, which it holds by weak reference: keep it alive with the module.
+            from transformers.integrations import HfDeepSpeedConfig
+
+            self._hf_deepspeed_config = HfDeepSpeedConfig(self.trainer.strategy.config)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(
@@ -84,6 +105,37 @@ class CausalLMModule(L.LightningModule):
             self.log(key, value, prog_bar=True, logger=False)
         for logger in self.trainer.loggers:
             logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.trainer.global_step)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip to `trainer.gradient_clip` by the `trainer.gradient_clip_norm` norm (Lightning's own path
+        knows only the 2-norm and refuses FSDP1), and log the pre-clip norm as `train/grad_norm`.
+
+        Called once per optimizer step, after backward. DeepSpeed is left alone: its engine clips by the
+        `gradient_clipping` of its config, and the gradients here are its partitions, not `p.grad`.
+        """
+        from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DeepSpeedStrategy):
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            # fp16 AMP unscales before this hook, except for optimizers that unscale inside their step
+            # (fused AdamW, our default on GPU), where Lightning refuses to clip. Unscaling here makes the
+            # norm true; the scaler then tells the optimizer not to unscale again.
+            scaler.unscale_(optimizer)
+        norm = grad_norm(
+            optimizer,
+            gradient_clip_val or None,
+            self.cfg.trainer.gradient_clip_norm,
+            fsdp1_root=strategy.model if isinstance(strategy, FSDPStrategy) else None,
+        )
+        self.log("train/grad_norm", norm, on_step=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.cfg.optimizer, on_gpu=self.cfg.on_gpu)

@@ -117,7 +117,33 @@ def _matches_slurm_job(cfg: TrainConfig) -> Iterator[Problem]:
         )
 
 
+def _fsdp2_precision(cfg: TrainConfig) -> Problem | None:
+    p = cfg.parallelism
+    if p.strategy == "fsdp" and p.version == 2 and cfg.precision == "16-mixed":
+        return Problem(
+            "trainer.precision",
+            "16-mixed",
+            "FSDP2 (Lightning's ModelParallelStrategy) has no fp16 mixed precision with a loss scaler",
+            "use trainer.precision=bf16-mixed or 32, or parallelism.version=1",
+        )
+    return None
+
+
+def _bf16_reduce_needs_nccl(cfg: TrainConfig) -> Problem | None:
+    p = cfg.parallelism
+    if p.strategy == "ddp" and p.reduce_dtype == "bfloat16" and not cfg.on_gpu:
+        return Problem(
+            "parallelism.reduce_dtype",
+            "bfloat16",
+            "DDP's bf16 compression hook needs CUDA and NCCL; this run is on the CPU (gloo)",
+            "use parallelism.reduce_dtype=float16 or null on the CPU",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
+    _fsdp2_precision,
+    _bf16_reduce_needs_nccl,
     _distributed_needs_processes,
     _offload_on_cpu,
     _param_offload_needs_stage3,

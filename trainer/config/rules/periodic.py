@@ -42,6 +42,19 @@ def _profiler_windows_fit(cfg: TrainConfig) -> Iterator[Problem]:
             "so windows overlap",
             f"use profiler.every>={prof.window}, or shorten profiler.wait/warmup/active",
         )
+    if (
+        isinstance(prof.every, int)
+        and steps is not None
+        and prof.every <= steps < prof.every + prof.window - 1
+        and prof.window <= steps
+    ):
+        yield Problem(
+            "profiler.every",
+            prof.every,
+            f"the first window would run to step {prof.every + prof.window - 1}, past the end of the run "
+            f"(trainer.max_steps={steps}), so nothing is recorded",
+            f"use profiler.every<={steps - prof.window + 1}, or profiler.every=last_step",
+        )
     if enabled(prof.every) and steps is not None and prof.window > steps:
         yield Problem(
             "profiler.active",
