@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 Batch = dict[str, torch.Tensor]
 # No tracker, progress bar, validation, checkpoints or export: only training is left to time.
 QUIET = (
-    "tracker=none trainer.progress_bar=false trainer.val_every=disable data.validation_path=null"
+    "tracker=none trainer.progress_bar=false trainer.val_every=disable data.validation=null"
     " trainer.checkpoint_every=disable trainer.save_last=false trainer.export_model=false"
 ).split()
 

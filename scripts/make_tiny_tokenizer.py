@@ -20,12 +20,9 @@ DATA = ROOT / "trainer" / "assets" / "data" / "tiny_tasks" / "train.json"
 OUT = ROOT / "trainer" / "assets" / "tokenizer"
 VOCAB_SIZE = 384
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
-# A minimal chat template so chat-formatted prompts render too (system/user/assistant turns).
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
-    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
+# The chat template (turns, tools, tool calls) is maintained as a file in the asset folder; the script
+# keeps it, so regenerating the vocabulary never reverts the template.
+TEMPLATE_FILE = OUT / "chat_template.jinja"
 # Generic text so that words outside the built-in data still get sensible merges.
 EXTRA_TEXT = [
     "### Instruction:\n",
@@ -64,7 +61,7 @@ def main() -> None:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, model_max_length=2048
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = TEMPLATE_FILE.read_text()
     OUT.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(OUT)
     print(f"wrote tokenizer with {len(fast)} tokens to {OUT}")

@@ -19,6 +19,12 @@ CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests (and the CLI runs they start) cache tokenized data in a folder of their own, not ~/.cache."""
+    os.environ["TRAINER_CACHE_DIR"] = str(tmp_path_factory.mktemp("data-cache"))
+
+
 def compose_dict(overrides: list[str]) -> Any:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -61,5 +67,5 @@ def quick_overrides(tmp_path: Path) -> list[str]:
         "trainer.val_every=6",
         "trainer.checkpoint_every=6",
         "trainer.progress_bar=false",
-        "data.max_examples=600",
+        "data.datasets.tiny_tasks.count=600",
     ]

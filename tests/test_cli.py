@@ -14,7 +14,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.conftest import cli_env, load_config, run_cli
 from trainer.assets import asset_path
-from trainer.data.alpaca import render_prompt
+from trainer.config.dataset import AlpacaFormat
+from trainer.data.formats import generation_prompt
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,8 @@ def test_run_writes_folder_model_checkpoints_provenance_and_mlflow(tmp_path: Pat
     tok = AutoTokenizer.from_pretrained(run / "model")
     model = AutoModelForCausalLM.from_pretrained(run / "model")
     record = json.loads(Path(asset_path("data/tiny_tasks/validation.json")).read_text())[0]
-    enc = tok(render_prompt(record, "alpaca_short"), return_tensors="pt")
+    prompt = generation_prompt(record, AlpacaFormat(template="alpaca_short"), tok, None)
+    enc = tok(prompt, return_tensors="pt")
     out = model.generate(**enc, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > enc["input_ids"].shape[1]
     # Same weights as the last Lightning checkpoint.
@@ -117,9 +119,9 @@ def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> 
     alpaca.write_text(json.dumps([{k: r[k] for k in ("instruction", "input", "output")} for r in rows]))
     proc = run_cli(
         [
-            *quick_overrides,
+            *[o for o in quick_overrides if not o.startswith("data.datasets.tiny_tasks")],
             "data=alpaca",
-            f"data.path={alpaca}",
+            f"data.datasets.alpaca.path={alpaca}",
             "data.sequence_len=256",
             "data.val_count=20",
             "tracker=none",
@@ -233,7 +235,7 @@ def test_train_function_is_callable_without_hydra(tmp_path: Path) -> None:
             "trainer.val_every=20",
             "trainer.checkpoint_every=disable",
             "trainer.progress_bar=false",
-            "data.max_examples=800",
+            "data.datasets.tiny_tasks.count=800",
         ],
         run_dir=tmp_path / "run",
     )

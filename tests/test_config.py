@@ -101,14 +101,14 @@ def test_warmup_steps_and_ratio_not_both() -> None:
 
 
 def test_validation_scheduled_without_validation_data() -> None:
-    lines = problems_of(["data.validation_path=null"])
+    lines = problems_of(["data.validation=null"])
     assert lines[0].startswith(
         "  trainer.val_every=100: validation is scheduled but the data has no validation set"
     )
 
 
 def test_two_validation_sources() -> None:
-    assert "validation_path and val_count are both set" in problems_of(["data.val_count=10"])[0]
+    assert "validation and val_count are both set" in problems_of(["data.val_count=10"])[0]
 
 
 def test_sequence_longer_than_model_positions() -> None:
@@ -133,8 +133,11 @@ def test_ddp_with_one_process() -> None:
 
 
 def test_unset_required_value_is_reported_not_accepted_as_text() -> None:
-    lines = problems_of(["data.path=???"])
-    assert lines == ["  data.path=???: required but not set; pass data.path=<value> on the command line"]
+    lines = problems_of(["data.datasets.tiny_tasks.path=???"])
+    assert lines == [
+        "  data.datasets.tiny_tasks.path=???: required but not set; "
+        "pass data.datasets.tiny_tasks.path=<value> on the command line"
+    ]
 
 
 def test_wrong_tag_names_the_options() -> None:

@@ -277,7 +277,7 @@ def test_ddp_run_switches_to_the_step_timeout_and_profiles_every_rank(tmp_path: 
     overrides = (
         "run.name=ddp tracker=none trainer.max_steps=6 trainer.val_every=disable trainer.val_at_start=false "
         "trainer.checkpoint_every=disable trainer.export_model=false trainer.progress_bar=false "
-        "data.max_examples=600 data.global_batch=64 parallelism=ddp parallelism.accelerator=cpu "
+        "data.datasets.tiny_tasks.count=600 data.global_batch=64 parallelism=ddp parallelism.accelerator=cpu "
         "parallelism.step_timeout_s=120 profiler.every=last_step profiler.wait=0 profiler.active=1"
     ).split()
     proc = run_cli([f"run.output_root={tmp_path}", *overrides], cwd=tmp_path, timeout=120)
@@ -313,7 +313,7 @@ def _run(tmp_path: Path, *overrides: str, probe: L.Callback | None = None, monke
         "trainer.save_on_exception=false",
         "trainer.export_model=false",
         "trainer.progress_bar=false",
-        "data.max_examples=600",
+        "data.datasets.tiny_tasks.count=600",
         "data.micro_batch=16",
     ]
     run_dir = tmp_path / "run"

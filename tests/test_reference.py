@@ -101,7 +101,7 @@ def test_markdown_tables_and_types() -> None:
     assert '| `"cosine" \\| "linear" \\| "constant"` | `"cosine"` |' in rows["scheduler.name"]
     assert "| `float > 0 \\| null` | `1.0` |" in rows["trainer.gradient_clip"]
     assert '| `list[str] \\| "all-linear"` |' in rows["peft.target_modules"]
-    assert "| `str` | required |" in rows["data.path"]
+    assert "| `str` | required |" in rows["data.datasets.<name>.path"]
     assert "| `dict[str, str]` | `{}` |" in rows["run.tags"]
     assert render_markdown() == markdown  # deterministic
 

@@ -21,7 +21,7 @@ QUICK = [
     "trainer.checkpoint_every=3",
     "trainer.progress_bar=false",
     "trainer.export_model=false",
-    "data.max_examples=600",
+    "data.datasets.tiny_tasks.count=600",
 ]
 
 

@@ -23,9 +23,9 @@ HUB = ["model=llama", "data.sequence_len=128"]
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "val_at_start_without_data": (
-        ["data.validation_path=null", "trainer.val_every=disable"],
+        ["data.validation=null", "trainer.val_every=disable"],
         [
-            "  trainer.val_at_start=True: a step-0 validation needs a validation set; set data.validation_path, data.val_fraction or data.val_count, or trainer.val_at_start=false"
+            "  trainer.val_at_start=True: a step-0 validation needs a validation set; set data.validation, data.val_fraction or data.val_count, or trainer.val_at_start=false"
         ],
     ),
     "gc_period_longer_than_run": (
@@ -418,6 +418,41 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "  parallelism.reduce_dtype=bfloat16: DDP's bf16 compression hook needs CUDA and NCCL; this run is on the CPU (gloo); use parallelism.reduce_dtype=float16 or null on the CPU"
         ],
     ),
+    "data_path_missing": (
+        ["data.datasets.tiny_tasks.path=/no/such/train.json"],
+        [
+            "  data.datasets.tiny_tasks.path=/no/such/train.json: no such file or folder; check the path (a relative path starts where you run the command), or give a hub dataset id"
+        ],
+    ),
+    "weight_and_count": (
+        ["data.datasets.tiny_tasks.weight=2", "data.datasets.tiny_tasks.count=10"],
+        ["  data.datasets.tiny_tasks: weight and count are both set: choose one way to size this dataset"],
+    ),
+    "unknown_format_type": (
+        ["data.datasets.tiny_tasks.format.type=sharegpt"],
+        [
+            "  data.datasets.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized); did you mean chat?",
+            "  data.validation.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized); did you mean chat?",
+        ],
+    ),
+    "chat_without_trained_roles": (
+        ["~data.datasets.tiny_tasks.format", "+data.datasets.tiny_tasks.format={type:chat,roles:[]}"],
+        [
+            "  data.datasets.tiny_tasks.format.roles=[]: no role is trained, so nothing would be learned; list at least one of system, user, assistant, tool (or set data.train_on_inputs=true)",
+            "  data.validation.tiny_tasks.format.roles=[]: no role is trained, so nothing would be learned; list at least one of system, user, assistant, tool (or set data.train_on_inputs=true)",
+        ],
+    ),
+    "format_key_of_another_format": (
+        ["+data.datasets.tiny_tasks.format.roles=[user]"],
+        [
+            "  data.datasets.tiny_tasks.format.roles: is an option of data.datasets.tiny_tasks.format.type=chat, not data.datasets.tiny_tasks.format.type=alpaca; remove it, or use data.datasets.tiny_tasks.format.type=chat",
+            "  data.validation.tiny_tasks.format.roles: is an option of data.validation.tiny_tasks.format.type=chat, not data.validation.tiny_tasks.format.type=alpaca; remove it, or use data.validation.tiny_tasks.format.type=chat",
+        ],
+    ),
+    "unknown_chat_template": (
+        ["data.chat_template=zephyr"],
+        ["  data.chat_template=zephyr: Input should be 'auto', 'chatml' or 'llama3'"],
+    ),
 }
 
 
@@ -448,6 +483,24 @@ def test_resume_path_that_exists_is_accepted(tmp_path: Path) -> None:
     ckpt.write_bytes(b"")
     assert load_config([f"run.resume={ckpt}"]).run.resume_path == str(ckpt)
     assert load_config(["run.resume=none"]).run.resume_path is None
+
+
+def test_data_file_type_and_cache_dir(tmp_path: Path) -> None:
+    data = tmp_path / "train.xml"
+    data.write_text("<a/>")
+    cache = tmp_path / "cache"
+    cache.write_text("a file")
+    lines = problems_of([f"data.datasets.tiny_tasks.path={data}", f"data.cache_dir={cache}"])
+    assert len(lines) == 2
+    assert lines[0].startswith("  data.datasets.tiny_tasks.path=") and lines[0].endswith(
+        ": cannot tell how to read a .xml file; use one of .json .jsonl .parquet .csv .txt, "
+        "or set data.datasets.tiny_tasks.file_type=json|jsonl|parquet|csv|text"
+    )
+    assert lines[1].startswith("  data.cache_dir=") and lines[1].endswith(
+        ": is a file, not a folder; point it at a folder, or data.cache=false"
+    )
+    cfg = load_config([f"data.datasets.tiny_tasks.path={data}", "data.datasets.tiny_tasks.file_type=jsonl"])
+    assert cfg.data.datasets["tiny_tasks"].file_type == "jsonl"
 
 
 def test_valid_gpu_configs_pass_the_same_rules() -> None:

@@ -45,8 +45,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
             {
                 "model.name_or_path": None if model.from_scratch else model.name_or_path,
                 "model.tokenizer": model.tokenizer,
-                "data.path": train_cfg.data.path,
-                "data.validation_path": train_cfg.data.validation_path,
+                **train_cfg.data.paths(),
             }
         )
         from trainer.train import train  # heavy imports only once the config is known to be good
@@ -57,7 +56,17 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return None
 
 
+# `trainer <command> <overrides>`: the commands that share the composed config but do not train.
+COMMANDS = {"plan": "trainer.plan", "preprocess": "trainer.preprocess"}
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        import importlib
+
+        command = sys.argv.pop(1)
+        importlib.import_module(COMMANDS[command]).main()
+        return
     problems = check_overrides(sys.argv[1:], Path(CONF_DIR))
     if problems:
         report_and_exit(ConfigError(problems))

@@ -31,7 +31,9 @@ class TokenThroughput(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        tokens = int(batch["attention_mask"].sum().item()) * trainer.world_size
+        mask = batch.get("attention_mask")  # packed batches have none, and carry their real-token count
+        real = mask.sum() if mask is not None else batch["real_tokens"]
+        tokens = int(real.item()) * trainer.world_size
         self.window_tokens += tokens
         self.total_tokens += tokens
         step = trainer.global_step

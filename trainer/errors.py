@@ -18,6 +18,10 @@ class UserError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple:
+        # Raised in a data worker process and re-raised here: keep the hint across the pickle.
+        return (self.__class__, (self.message,), {"hint": self.hint})
+
     def render(self) -> str:
         lines = ["trainer: error: " + self.message]
         if self.hint:

@@ -16,30 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
-from omegaconf import DictConfig
-
-from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, to_train_config
-from trainer.config import ConfigError, TrainConfig
-from trainer.errors import UserError
+from trainer.config import TrainConfig
 from trainer.hub import looks_local
-from trainer.overrides import check as check_overrides
+from trainer.quiet_entry import quiet_main, user_run_dir
 
-register_resolvers()
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-
-# Appended to the command line: no run folder, no .hydra/, no log file. The plan writes nothing.
-QUIET_HYDRA = (
-    "hydra.output_subdir=null",
-    "hydra/job_logging=disabled",
-    "hydra/hydra_logging=disabled",
-    "hydra.run.dir=.",
-)
 # The order of the defaults list in conf/train.yaml.
 _GROUP_ORDER = ("model", "data", "optimizer", "scheduler", "parallelism", "peft", "tracker", "experiment")
-_QUIET_KEYS = tuple(o.partition("=")[0] + "=" for o in QUIET_HYDRA)
-_USER_RUN_DIR: str | None = None  # a hydra.run.dir=... the user passed: shown, not used by the plan
 
 
 @dataclass
@@ -52,7 +34,8 @@ class Plan:
     total_steps: int | None = None
     warmup: int | None = None
     train_examples: int | None = None
-    mean_tokens: float | None = None
+    mean_tokens: float | None = None  # per loader item: an example, or a packed row
+    packed: str | None = None
     params: Any = None  # ParamCounts
     model_config: Any = None
     notes: list[str] = field(default_factory=list)
@@ -98,19 +81,25 @@ def _model_config(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> Any | 
 def _steps(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> None:
     from trainer.steps import plan_steps
 
-    if not looks_local(cfg.data.path):
-        plan.notes.append("steps per epoch unknown (hub dataset: not downloaded)")
+    hub = [f"{key}={path}" for key, path in cfg.data.paths().items() if not looks_local(path)]
+    if hub:
+        plan.notes.append(f"steps per epoch unknown (hub dataset: not downloaded; {hub[0]})")
     elif tokenizer is None:
         plan.notes.append("steps per epoch unknown (the tokenizer is not local: not downloaded)")
     else:
         from trainer.data.prepare import prepare_data
 
-        data = prepare_data(cfg.data, tokenizer, cfg.data.seed_or(cfg.run.seed))
-        stats = data.summary.train
+        # Reads the data cache when it matches, but never writes it: the plan writes nothing.
+        data = prepare_data(cfg.data, tokenizer, cfg.data.seed_or(cfg.run.seed), write_cache=False)
+        summary = data.summary
         steps = plan_steps(cfg, len(data.train))
         plan.per_epoch, plan.total_steps, plan.warmup = steps.per_epoch, steps.total, steps.warmup
-        plan.train_examples = stats.kept
-        plan.mean_tokens = stats.tokens / stats.kept if stats.kept else None
+        plan.train_examples = summary.train_examples
+        total = summary.train_total
+        plan.mean_tokens = total.tokens / total.kept if total.kept else None
+        if summary.packed_rows is not None:
+            plan.packed = f"{summary.packed_rows:,} packed rows, {summary.packing_efficiency:.1%} full"
+            plan.mean_tokens = (summary.packing_efficiency or 0) * cfg.data.sequence_len
         return
     if cfg.trainer.max_steps is not None:
         plan.total_steps = cfg.trainer.max_steps
@@ -207,7 +196,8 @@ def render_rows(plan: Plan) -> list[tuple[str, str]]:
     order = sorted(ours, key=lambda k: _GROUP_ORDER.index(k) if k in _GROUP_ORDER else len(_GROUP_ORDER))
     groups = " ".join(f"{k}={ours[k]}" for k in order)
     steps = (
-        f"{plan.per_epoch:,} per epoch ({plan.train_examples:,} train examples)"
+        f"{plan.per_epoch:,} per epoch ({plan.train_examples:,} train examples"
+        + (f"; {plan.packed})" if plan.packed else ")")
         if plan.per_epoch is not None
         else "per epoch unknown"
     )
@@ -244,8 +234,8 @@ def render_rows(plan: Plan) -> list[tuple[str, str]]:
 
 def _would_be_run_dir(cfg: TrainConfig) -> str:
     """Where `python -m trainer` with the same overrides puts the run (Hydra's default run.dir)."""
-    if _USER_RUN_DIR is not None:
-        return _USER_RUN_DIR
+    if user_run_dir() is not None:
+        return user_run_dir()
     return str(Path(cfg.run.output_root).resolve() / cfg.run.experiment / cfg.run.name)
 
 
@@ -272,33 +262,8 @@ def print_plan(plan: Plan) -> None:
 # --- entry -------------------------------------------------------------------------------------------
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        train_cfg = to_train_config(cfg, {})
-        choices = {str(k): str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
-        print_plan(make_plan(train_cfg, choices))
-    except USER_ERRORS as err:
-        report_and_exit(err)
-
-
 def main() -> None:
-    args = sys.argv[1:]
-    if "-m" in args or "--multirun" in args:
-        report_and_exit(
-            UserError("trainer.plan plans one run, not a sweep (-m)", hint="plan each sweep point separately")
-        )
-    problems = check_overrides(args, Path(CONF_DIR))
-    if problems:
-        report_and_exit(ConfigError(problems))
-    # The plan's own Hydra settings win: a user's hydra.run.dir etc. would only create folders.
-    kept = [a for a in args if not a.startswith(_QUIET_KEYS)]
-    global _USER_RUN_DIR
-    _USER_RUN_DIR = next((a.partition("=")[2] for a in args if a.startswith("hydra.run.dir=")), None)
-    sys.argv = [sys.argv[0], *kept, *QUIET_HYDRA]
-    hydra_main()
+    quiet_main(lambda cfg, choices: print_plan(make_plan(cfg, choices)), "trainer.plan", sys.argv[1:])
 
 
 if __name__ == "__main__":

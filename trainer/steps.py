@@ -22,8 +22,12 @@ class StepPlan:
 
 
 def plan_steps(cfg: TrainConfig, n_train: int) -> StepPlan:
-    """Full micro batches per rank (the loader drops the last partial one), grouped by accumulation."""
+    """Full micro batches per rank (the loader drops the last partial one), grouped by accumulation;
+    Lightning also steps on a partial accumulation window at the end of an epoch, hence the ceiling.
+
+    `n_train` counts what the loader yields items of: examples, or packed rows with data.packing.
+    """
     batches = n_train // (cfg.data.micro_batch * cfg.parallelism.world_size)
-    per_epoch = max(1, batches // cfg.grad_accum)
+    per_epoch = max(1, -(-batches // cfg.grad_accum))
     total = cfg.trainer.max_steps or per_epoch * (cfg.trainer.max_epochs or 1)
     return StepPlan(total=total, per_epoch=per_epoch, warmup=cfg.scheduler.warmup_for(total))

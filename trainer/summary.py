@@ -34,6 +34,35 @@ def _panel(title: str, rows: list[tuple[str, str]]) -> None:
     log.info("%s\n%s", title, "\n".join(f"  {k:<10} {v}" for k, v in rows))
 
 
+def data_rows(cfg: TrainConfig, data: DataSummary) -> list[tuple[str, str]]:
+    """What was read, kept and dropped per dataset (nothing is lost silently), the mix, packing, cache."""
+    rows = []
+    for group, by_name in (("train", data.train), ("val", data.val)):
+        for name, s in by_name.items():
+            extra = f", {s.truncated:,} truncated" if s.truncated else ""
+            extra += f", {s.chunked:,} split into chunks" if s.chunked else ""
+            rows.append(
+                (
+                    "data" if not rows else "",
+                    f"{group} {name}: {s.kept:,} kept of {s.read:,} read ({_human(s.tokens)} tokens); "
+                    f"dropped: {s.describe_drops()}{extra}",
+                )
+            )
+    held = f" ({data.val_examples:,} held out for validation)" if data.val_examples and not data.val else ""
+    mix = ", ".join(f"{n} {k:,}" for n, k in data.mixed.items()) if len(data.mixed) > 1 else ""
+    rows.append(("", f"training set {data.train_examples:,} examples{held}" + (f": {mix}" if mix else "")))
+    if data.packed_rows is not None:
+        rows.append(
+            (
+                "packing",
+                f"{data.packed_rows:,} rows of {cfg.data.sequence_len} tokens, "
+                f"{data.packing_efficiency:.2%} of token slots are real tokens",
+            )
+        )
+    rows.append(("cache", f"{data.cache} ({data.seconds:.2f} s)"))
+    return rows
+
+
 def print_start(
     cfg: TrainConfig,
     params: ParamCounts,
@@ -42,12 +71,10 @@ def print_start(
     device: str,
     tracking: str | None,
 ) -> None:
-    m, d, t = cfg.model, cfg.data, data.train
+    m, d = cfg.model, cfg.data
     source = m.name_or_path or "built-in tiny llama"
     arch = m.architecture
     shape = f", {arch.num_hidden_layers} layers x {arch.hidden_size}" if arch and m.from_scratch else ""
-    val = f"; val {data.val.kept:,} examples" if data.val else "; no validation"
-    dropped = f", {t.dropped_too_long} dropped (> {d.sequence_len} tokens)" if t.dropped_too_long else ""
     rows = [
         ("model", f"{source}{' (random init)' if m.from_scratch else ''}{shape}, peft={cfg.peft.method}"),
         (
@@ -55,7 +82,7 @@ def print_start(
             f"{_human(params.total)} total, {_human(params.trainable)} trainable "
             f"({params.trainable_pct:.2f} %), {m.dtype}",
         ),
-        ("data", f"train {t.kept:,} of {t.read:,} examples{dropped}, {_human(t.tokens)} tokens{val}"),
+        *data_rows(cfg, data),
         (
             "batch",
             f"global {d.global_batch} = micro {d.micro_batch} x accum {cfg.grad_accum} x "

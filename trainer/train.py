@@ -200,6 +200,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         uri = mlflow_tracking.tracking_uri(cfg, cfg.tracker)
         tracking = f"mlflow {uri} (run {logger.run_id}); view: mlflow ui --backend-store-uri {uri}"
         mlflow_tracking.log_artifacts(logger, [config_file, provenance_file])
+        if resume is None:  # rank 0 only (Lightning), once per MLflow run
+            logger.log_metrics(mlflow_tracking.data_metrics(data_summary), step=0)
 
     throughput = TokenThroughput(every_n(cfg.trainer.log_every, steps.total) or steps.total + 1)
     has_val = bool(datamodule.val_set)

@@ -7,27 +7,44 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
+from trainer.config.dataset import DatasetConfig
 
 
 class DataConfig(StrictModel):
-    path: str = Field(description="Training data: a local .json/.jsonl file, or a hub dataset id.")
-    split: str = Field("train", description="Split to read when `path` is a hub dataset id.")
-    validation_path: str | None = Field(
-        None, description="Separate validation file (or hub id); else a split."
+    datasets: dict[str, DatasetConfig] = Field(
+        min_length=1,
+        description="Training datasets by name, mixed into one set; each has its own path and format.",
+    )
+    validation: dict[str, DatasetConfig] | None = Field(
+        None, description="Separate validation datasets by name; null = none (or a held-out part)."
     )
     val_fraction: float = Field(
-        0.0, ge=0, lt=1, description="Hold out this fraction of `path` for validation (no validation_path)."
+        0.0, ge=0, lt=1, description="Hold out this fraction of the training mix for validation."
     )
     val_count: NonNegativeInt = Field(0, description="Or hold out this many examples (not both).")
-    max_examples: PositiveInt | None = Field(None, description="Use only the first N training examples.")
-    format: Literal["alpaca"] = Field("alpaca", description="Record layout: instruction, input, output.")
-    prompt: Literal["alpaca", "alpaca_short"] = Field(
-        "alpaca", description="Prompt template: the original Alpaca preamble, or headers only."
+    chat_template: Literal["auto", "chatml", "llama3"] = Field(
+        "auto",
+        description="auto: the tokenizer's chat template; or one the project ships "
+        "(trainer/assets/chat_templates).",
     )
-    train_on_inputs: bool = Field(False, description="Also train on prompt tokens (default: response only).")
-    sequence_len: PositiveInt = Field(512, description="Longest tokenized example (prompt + response + EOS).")
+    train_on_inputs: bool = Field(
+        False, description="Train on every token; default: responses / trained roles only."
+    )
+    sequence_len: PositiveInt = Field(512, description="Longest tokenized example or packed row.")
     too_long: Literal["drop", "truncate", "error"] = Field(
         "drop", description="What to do with an example longer than sequence_len."
+    )
+    packing: bool = Field(
+        False, description="Pack examples into rows of sequence_len; attention stays within each example."
+    )
+    cache: bool = Field(
+        True, description="Cache the tokenized data on disk, keyed by everything it depends on."
+    )
+    cache_dir: str | None = Field(
+        None, description="Where the cache lives; null = $TRAINER_CACHE_DIR or ~/.cache/trainer/data."
+    )
+    num_proc: PositiveInt | None = Field(
+        None, description="Tokenizer processes; null = as many as pay off (large data, several cores)."
     )
     global_batch: PositiveInt = Field(32, description="Examples per optimizer step, over all ranks.")
     micro_batch: PositiveInt = Field(32, description="Examples per forward pass on one rank.")
@@ -49,7 +66,7 @@ class DataConfig(StrictModel):
         given = [
             name
             for name, on in (
-                ("validation_path", self.validation_path is not None),
+                ("validation", bool(self.validation)),
                 ("val_fraction", self.val_fraction > 0),
                 ("val_count", self.val_count > 0),
             )
@@ -61,7 +78,19 @@ class DataConfig(StrictModel):
 
     @property
     def has_validation(self) -> bool:
-        return self.validation_path is not None or self.val_fraction > 0 or self.val_count > 0
+        return bool(self.validation) or self.val_fraction > 0 or self.val_count > 0
+
+    def groups(self) -> tuple[tuple[str, dict[str, DatasetConfig]], ...]:
+        """("datasets", ...) and ("validation", ...): the config key under data and its entries."""
+        return (("datasets", self.datasets), ("validation", self.validation or {}))
+
+    def paths(self) -> dict[str, str]:
+        """Config key -> path of every dataset, training and validation."""
+        return {
+            f"data.{group}.{name}.path": ds.path
+            for group, by_name in self.groups()
+            for name, ds in by_name.items()
+        }
 
     def seed_or(self, run_seed: int) -> int:
         """The seed of the split and the shuffle: `data.seed`, or the run's seed when it is null."""

@@ -35,25 +35,38 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 UnionFields = dict[str, dict[str, frozenset[str]]]
-"""Top-level tagged-union field -> {tag: the field names of that variant}."""
+"""Tagged-union key pattern (`parallelism`, `data.datasets.*.format`) -> {tag: that variant's fields}.
+A top-level union is a conf/ group chosen as `group=option`; a nested one by its `type` key."""
+
+
+def _match_union(loc: list[str], unions: UnionFields) -> tuple[str | None, str | None]:
+    """Find the union `loc` passes through and pop its tag from `loc` (pydantic puts the tag in the path,
+    e.g. parallelism.ddp.devices, which is not a key the user can type)."""
+    for pattern in unions:
+        parts = pattern.split(".")
+        n = len(parts)
+        if len(loc) > n + 1 and all(p in ("*", x) for p, x in zip(parts, loc, strict=False)):
+            return pattern, loc.pop(n)
+    return None, None
+
+
+def _choice(prefix: str, pattern: str, tag: str) -> str:
+    return f"{prefix}={tag}" if "." not in pattern else f"{prefix}.type={tag}"
 
 
 def from_validation_error(err: ValidationError, unions: UnionFields) -> list[Problem]:
-    """`unions`: top-level fields that are tagged unions; pydantic puts the tag in the path
-    (parallelism.ddp.devices), which is not a key the user can type, so it is dropped, but it tells
-    which variant was chosen when a key belongs to another one."""
+    """`unions`: the tagged unions; their tag is dropped from the key, but it tells which variant was
+    chosen when a key belongs to another one."""
     problems = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
-        tag = None
-        if len(loc) > 2 and loc[0] in unions:
-            tag = loc.pop(1)
+        union, tag = _match_union(loc, unions)
         key = ".".join(loc)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             problems.append(_bad_tag(key, e["ctx"]))
         elif e["type"] == "extra_forbidden":
-            problems.append(_unknown_key(key, loc, tag, unions))
+            problems.append(_unknown_key(key, loc, union, tag, unions))
         elif e["type"] == "missing":
             problems.append(Problem(key, _UNSET, "required but not set", f"add {key}=<value>"))
         else:
@@ -63,17 +76,23 @@ def from_validation_error(err: ValidationError, unions: UnionFields) -> list[Pro
     return problems
 
 
-def _unknown_key(key: str, loc: list[str], tag: str | None, unions: UnionFields) -> Problem:
+def _unknown_key(
+    key: str, loc: list[str], union: str | None, tag: str | None, unions: UnionFields
+) -> Problem:
     """An unknown key, or one that belongs to another option of the same group (a DeepSpeed option
     under parallelism=fsdp): then say which options have it, since that is the likely mistake."""
-    if tag is not None and len(loc) == 2:
-        owners = [t for t, names in unions[loc[0]].items() if loc[1] in names and t != tag]
+    direct = union is not None and tag is not None and len(loc) == union.count(".") + 2
+    names: list[str] = []
+    if direct:
+        prefix = ".".join(loc[:-1])
+        owners = [t for t, fields in unions[union].items() if loc[-1] in fields and t != tag]
         if owners:
-            choices = " or ".join(f"{loc[0]}={t}" for t in owners)
+            choices = " or ".join(_choice(prefix, union, t) for t in owners)
+            chosen = _choice(prefix, union, tag)
             return Problem(
-                key, _UNSET, f"is an option of {choices}, not {loc[0]}={tag}", f"remove it, or use {choices}"
+                key, _UNSET, f"is an option of {choices}, not {chosen}", f"remove it, or use {choices}"
             )
-    names = sorted(unions[loc[0]][tag]) if tag is not None and len(loc) == 2 else []
+        names = sorted(unions[union][tag])
     close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
     return Problem(
         key,

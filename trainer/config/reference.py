@@ -151,7 +151,10 @@ def _walk(model: type[BaseModel], prefix: str, table: _Table, later: list[_Table
             (key, _type_name(info.annotation, info.metadata), _default(info), info.description or "")
         )
         models = _models_in(info.annotation)
-        if len(models) == 1:
+        inner, _ = _strip_annotated(info.annotation)
+        if get_origin(inner) is dict and _is_model(get_args(inner)[1]):  # a map of named entries
+            _walk(get_args(inner)[1], f"{key}.<name>", table, later)
+        elif len(models) == 1:
             _walk(models[0], key, table, later)
         elif len(models) > 1:
             later.extend(_option_tables(key, info, models))

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from trainer.config import rules
 from trainer.config.base import StrictModel
 from trainer.config.data import DataConfig
+from trainer.config.dataset import DatasetConfig
 from trainer.config.gc import GcConfig
 from trainer.config.hardware import HardwareFacts
 from trainer.config.loop import LoopConfig
@@ -71,14 +72,20 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+def _variants(info: Any) -> dict[str, frozenset[str]]:
+    return {
+        v.model_fields[info.discriminator].default: frozenset(v.model_fields)
+        for v in get_args(info.annotation)
+    }
+
+
 def _union_fields() -> UnionFields:
-    unions: UnionFields = {}
-    for name, info in TrainConfig.model_fields.items():
-        if info.discriminator:
-            variants = get_args(info.annotation)
-            unions[name] = {
-                v.model_fields[info.discriminator].default: frozenset(v.model_fields) for v in variants
-            }
+    """Tagged unions by key pattern: the top-level groups, and each dataset's `format` (`*` = any name)."""
+    unions: UnionFields = {
+        name: _variants(info) for name, info in TrainConfig.model_fields.items() if info.discriminator
+    }
+    fmt = _variants(DatasetConfig.model_fields["format"])
+    unions["data.datasets.*.format"] = unions["data.validation.*.format"] = fmt
     return unions
 
 

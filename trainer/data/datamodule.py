@@ -1,8 +1,9 @@
-"""The LightningDataModule: read, split, encode once; batch with dynamic padding."""
+"""The LightningDataModule: read, split, encode once (cached); batch packed rows or padded examples."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -10,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainer.config.data import DataConfig
-from trainer.data.alpaca import IGNORE
+from trainer.data.encoded import IGNORE
 from trainer.data.prepare import DataSummary, prepare_data
 from trainer.data.sampler import ShardedEpochSampler
 
@@ -21,15 +22,15 @@ class Collator:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(e["input_ids"]) for e in examples)
         ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(examples), width), dtype=torch.long)
         for row, e in enumerate(examples):
             n = len(e["input_ids"])
-            ids[row, :n] = torch.tensor(e["input_ids"])
-            labels[row, :n] = torch.tensor(e["labels"])
+            ids[row, :n] = torch.as_tensor(e["input_ids"], dtype=torch.long)
+            labels[row, :n] = torch.as_tensor(e["labels"], dtype=torch.long)
             mask[row, :n] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
@@ -40,8 +41,8 @@ class InstructionDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.seed = cfg.seed_or(seed)
-        self.train_set: list[dict[str, list[int]]] = []
-        self.val_set: list[dict[str, list[int]]] = []
+        self.train_set: Sequence[dict[str, Any]] = []  # examples, or packed rows
+        self.val_set: Sequence[dict[str, Any]] = []
         self.summary: DataSummary | None = None
 
     def prepare(self) -> DataSummary:
@@ -65,7 +66,7 @@ class InstructionDataModule(L.LightningDataModule):
         into = trainer.global_step - epoch * steps_per_epoch
         return into * accum if 0 < into < steps_per_epoch else 0
 
-    def _loader(self, data: list, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, data: Sequence, batch_size: int, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         sampler = ShardedEpochSampler(
             len(data),
@@ -82,17 +83,24 @@ class InstructionDataModule(L.LightningDataModule):
             batch_size=batch_size,
             sampler=sampler,
             drop_last=shuffle,
-            collate_fn=Collator(self.tokenizer.pad_token_id),
+            collate_fn=self._collator(packed=shuffle and self.cfg.packing),
             num_workers=self.cfg.num_workers,
             pin_memory=self.cfg.pin_memory,
             persistent_workers=self.cfg.persistent_workers,
             prefetch_factor=self.cfg.prefetch_factor,
         )
 
+    def _collator(self, packed: bool) -> Any:
+        if packed:
+            from trainer.data.packing import PackedCollator
+
+            return PackedCollator(self.tokenizer.pad_token_id)
+        return Collator(self.tokenizer.pad_token_id)
+
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.cfg.micro_batch, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        if not self.val_set:
+        if not len(self.val_set):
             return []
         return self._loader(self.val_set, self.cfg.eval_batch_size, shuffle=False)

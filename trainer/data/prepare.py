@@ -1,77 +1,231 @@
-"""Read, split and encode the data once, without Lightning: the trainer and the dry run share it.
+"""Read, encode, mix, split (and pack) the data once, without Lightning: the trainer, the dry run and
+`trainer.preprocess` share it.
 
-Kept apart from the LightningDataModule so that `trainer.plan` can count steps from local data without
-importing lightning (about 5 s of the start-up).
+Order, and why:
+1. each dataset is read and encoded with its own format (cached as a whole, see cache.py);
+2. validation is held out from the *unique* encoded training examples, before any dataset is
+   up-sampled, so no example can be both trained on and validated on;
+3. `weight` / `count` then size each dataset's training part, with a seed per dataset;
+4. packing (when on) groups the final training examples into rows; it is cheap and not cached.
+Every step is a pure function of the inputs and the seed, so all ranks get the same sets.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from trainer.config.data import DataConfig
-from trainer.data.alpaca import EncodeStats, encode
-from trainer.data.sources import load_records
+from trainer.config.dataset import DatasetConfig
+from trainer.data import cache
+from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
+from trainer.data.parallel_encode import encode_records
 from trainer.errors import UserError
 
-Example = dict[str, list[int]]
+log = logging.getLogger("trainer")
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataSummary:
-    train: EncodeStats
-    val: EncodeStats | None
+    train: dict[str, EncodeStats]  # per training dataset: read, kept, dropped by reason
+    val: dict[str, EncodeStats]  # per validation dataset (empty when held out from training)
+    train_examples: int  # after hold-out and mixing
+    val_examples: int
+    mixed: dict[str, int] = field(default_factory=dict)  # training examples per dataset after the mix
+    cache: str = "off"  # "hit <folder>", "built <folder>", or "off"
+    seconds: float = 0.0
+    packed_rows: int | None = None
+    packing_efficiency: float | None = None
+
+    @property
+    def train_total(self) -> EncodeStats:
+        total = EncodeStats()
+        for s in self.train.values():
+            total = total.merge(s)
+        return total
 
 
-@dataclass(frozen=True)
+@dataclass
 class PreparedData:
-    train: list[Example]
-    val: list[Example]
+    train: Any  # TokenizedSet, or PackedSet when data.packing
+    val: TokenizedSet
     summary: DataSummary
 
 
-def split_records(records: list[dict[str, Any]], cfg: DataConfig, seed: int) -> tuple[list, list]:
-    """Hold out val_count or val_fraction examples, chosen by a seeded shuffle (same on every rank)."""
-    n_val = cfg.val_count or int(round(cfg.val_fraction * len(records)))
+def encode_options(cfg: DataConfig, tokenizer: Any) -> EncodeOptions:
+    from trainer.data.chat_templates import resolve_chat_template
+
+    return EncodeOptions(
+        sequence_len=cfg.sequence_len,
+        too_long=cfg.too_long,
+        train_on_inputs=cfg.train_on_inputs,
+        chat_template=resolve_chat_template(cfg.chat_template, tokenizer),
+    )
+
+
+def _encode_all(
+    group: str, datasets: dict[str, DatasetConfig], tokenizer: Any, opts: EncodeOptions, num_proc: int | None
+) -> tuple[dict[str, TokenizedSet], dict[str, EncodeStats]]:
+    from trainer.data.sources import load_records
+
+    sets, stats = {}, {}
+    for name, ds in datasets.items():
+        key = f"data.{group}.{name}"
+        records = load_records(ds, key)
+        examples, stats[name] = encode_records(records, ds.format, tokenizer, opts, key, num_proc)
+        if not examples:
+            raise UserError(
+                f"{key}: no example is left after encoding ({stats[name].read:,} read; dropped: "
+                f"{stats[name].describe_drops()})",
+                hint="raise data.sequence_len, set data.too_long=truncate, or check the format's fields",
+            )
+        sets[name] = TokenizedSet.from_examples(examples)
+    return sets, stats
+
+
+def _sized(n: int, ds: DatasetConfig) -> int:
+    if ds.count is not None:
+        return ds.count
+    if ds.weight is not None:
+        return max(1, round(ds.weight * n))
+    return n
+
+
+def resample(n: int, target: int, rng: np.random.Generator) -> np.ndarray:
+    """`target` indices into range(n): whole copies, then a seeded sample without replacement."""
+    whole, rest = divmod(target, n)
+    picked = np.concatenate([np.tile(np.arange(n), whole), np.sort(rng.permutation(n)[:rest])])
+    return picked.astype(np.int64)
+
+
+def hold_out(sizes: list[int], cfg: DataConfig, seed: int) -> list[np.ndarray]:
+    """Per dataset, a boolean mask of the examples held out for validation (val_count / val_fraction of
+    all of them together, chosen by one seeded permutation)."""
+    total = sum(sizes)
+    n_val = cfg.val_count or int(round(cfg.val_fraction * total))
+    masks = [np.zeros(n, dtype=bool) for n in sizes]
     if n_val == 0:
-        return records, []
-    if n_val >= len(records):
+        return masks
+    if n_val >= total:
         key, value = (
             ("data.val_count", cfg.val_count) if cfg.val_count else ("data.val_fraction", cfg.val_fraction)
         )
         raise UserError(
-            f"{key}={value} holds out {n_val} of the {len(records)} examples in data.path, "
-            "leaving none to train on",
-            hint=f"use a smaller {key}, or a separate data.validation_path",
+            f"{key}={value} holds out {n_val:,} of the {total:,} training examples, leaving none to train on",
+            hint=f"use a smaller {key}, or separate data.validation datasets",
         )
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    val = [records[i] for i in sorted(order[:n_val])]
-    train = [records[i] for i in sorted(order[n_val:])]
-    return train, val
+    chosen = np.random.default_rng(seed).permutation(total)[:n_val]
+    flat = np.zeros(total, dtype=bool)
+    flat[chosen] = True
+    start = 0
+    for i, n in enumerate(sizes):
+        masks[i] = flat[start : start + n]
+        start += n
+    return masks
 
 
-def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int) -> PreparedData:
-    """Read every source, hold out validation, and encode with label masks; `seed` orders the split."""
-    records = load_records(cfg.path, key="data.path", split=cfg.split)
-    if cfg.max_examples is not None:
-        records = records[: cfg.max_examples]
-    if cfg.validation_path is not None:
-        train_records = records
-        val_records = load_records(cfg.validation_path, key="data.validation_path", split="validation")
+def _mix(
+    sets: dict[str, TokenizedSet], datasets: dict[str, DatasetConfig], cfg: DataConfig, seed: int
+) -> tuple[TokenizedSet, TokenizedSet, dict[str, int]]:
+    names = list(sets)
+    masks = hold_out([len(sets[n]) for n in names], cfg, seed)
+    train_parts, val_parts, mixed = [], [], {}
+    for i, (name, held) in enumerate(zip(names, masks, strict=True)):
+        keep = np.flatnonzero(~held)
+        if held.any():
+            val_parts.append(sets[name].select(np.flatnonzero(held)))
+        target = _sized(len(keep), datasets[name])
+        rng = np.random.default_rng([seed, i])
+        train_parts.append(sets[name].select(keep[resample(len(keep), target, rng)]))
+        mixed[name] = target
+    return TokenizedSet.concat(train_parts), TokenizedSet.concat(val_parts), mixed
+
+
+def _cache_parts(cfg: DataConfig, tokenizer: Any, opts: EncodeOptions, seed: int) -> dict[str, Any]:
+    from trainer.data.sources import fingerprint
+
+    def described(group: str, datasets: dict[str, DatasetConfig]) -> dict[str, Any]:
+        return {
+            # The path itself is not in the key (the content is): a copied file hits.
+            name: {
+                "config": ds.model_dump(mode="json", exclude={"path"}),
+                "content": fingerprint(ds, f"data.{group}.{name}"),
+            }
+            for name, ds in datasets.items()
+        }
+
+    every = [ds for _, by_name in cfg.groups() for ds in by_name.values()]
+    sized = any(ds.weight is not None or ds.count is not None for ds in every)
+    seeded = cfg.val_fraction > 0 or cfg.val_count > 0 or sized
+    return {
+        "datasets": described("datasets", cfg.datasets),
+        "validation": described("validation", cfg.validation or {}),
+        "tokenizer": cache.tokenizer_fingerprint(tokenizer),
+        "options": {
+            "sequence_len": opts.sequence_len,
+            "too_long": opts.too_long,
+            "train_on_inputs": opts.train_on_inputs,
+            "chat_template": opts.chat_template,
+        },
+        "val_fraction": cfg.val_fraction,
+        "val_count": cfg.val_count,
+        "seed": seed if seeded else None,  # a seed sweep does not rebuild data that the seed does not touch
+    }
+
+
+def _build(cfg: DataConfig, tokenizer: Any, opts: EncodeOptions, seed: int):
+    sets, train_stats = _encode_all("datasets", cfg.datasets, tokenizer, opts, cfg.num_proc)
+    train, val, mixed = _mix(sets, cfg.datasets, cfg, seed)
+    val_stats: dict[str, EncodeStats] = {}
+    if cfg.validation:
+        val_sets, val_stats = _encode_all("validation", cfg.validation, tokenizer, opts, cfg.num_proc)
+        parts = []
+        for i, (name, s) in enumerate(val_sets.items()):
+            rng = np.random.default_rng([seed, 1000 + i])  # apart from the training datasets' streams
+            parts.append(s.select(resample(len(s), _sized(len(s), cfg.validation[name]), rng)))
+        val = TokenizedSet.concat(parts)
+    return train, val, {"train": train_stats, "val": val_stats}, mixed
+
+
+def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: bool = True) -> PreparedData:
+    """Everything the loaders need, from the cache when its key matches; `seed` orders split and mix.
+    `write_cache=False` (the dry run) reads a matching entry but never writes one."""
+    started = time.perf_counter()
+    opts = encode_options(cfg, tokenizer)
+    mixed: dict[str, int] = {}
+    if cfg.cache:
+        root = cache.cache_root(cfg.cache_dir)
+        parts = _cache_parts(cfg, tokenizer, opts, seed)
+        key = cache.make_key(parts)
+        hit = cache.load(root, key)
+        if hit is not None:
+            train, val, stats, mixed, status = hit.train, hit.val, hit.stats, hit.mixed, f"hit {hit.folder}"
+        else:
+            train, val, stats, mixed = _build(cfg, tokenizer, opts, seed)
+            if write_cache:
+                status = f"built {cache.store(root, key, train, val, stats, mixed, parts)}"
+            else:
+                status = "miss (not written by a dry run)"
     else:
-        train_records, val_records = split_records(records, cfg, seed)
-    opts = dict(
-        tokenizer=tokenizer,
-        prompt_style=cfg.prompt,
-        sequence_len=cfg.sequence_len,
-        train_on_inputs=cfg.train_on_inputs,
-        too_long=cfg.too_long,
+        train, val, stats, mixed = _build(cfg, tokenizer, opts, seed)
+        status = "off"
+    summary = DataSummary(
+        train=stats["train"],
+        val=stats["val"],
+        train_examples=len(train),
+        val_examples=len(val),
+        mixed=mixed,
+        cache=status,
     )
-    train, train_stats = encode(train_records, key="data.path", **opts)
-    val, val_stats = [], None
-    if val_records:
-        val_key = "data.validation_path" if cfg.validation_path else "data.path (validation split)"
-        val, val_stats = encode(val_records, key=val_key, **opts)
-    return PreparedData(train, val, DataSummary(train_stats, val_stats))
+    rows: Any = train
+    if cfg.packing:
+        from trainer.data.packing import PackedSet
+
+        rows = PackedSet(train, cfg.sequence_len)
+        summary.packed_rows, summary.packing_efficiency = len(rows), rows.efficiency
+    summary.seconds = time.perf_counter() - started
+    return PreparedData(rows, val, summary)

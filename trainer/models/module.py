@@ -16,7 +16,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from trainer.config import TrainConfig
-from trainer.data.alpaca import IGNORE
+from trainer.data.encoded import IGNORE
 from trainer.models.build import build_model
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.peft import apply_peft
@@ -77,9 +77,11 @@ class CausalLMModule(L.LightningModule):
             self._hf_deepspeed_config = HfDeepSpeedConfig(self.trainer.strategy.config)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
+        """Padded batches bring an attention mask; packed ones (trainer.data.packing) bring position ids
+        that restart per document and no mask, which is what makes transformers keep documents apart.
+        Only what the batch has is passed: a mask next to packed positions would undo the isolation."""
+        inputs = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
+        return self.model(input_ids=batch["input_ids"], use_cache=False, **inputs).logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         total, count = token_loss(self(batch), batch["labels"])

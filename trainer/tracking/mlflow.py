@@ -89,3 +89,22 @@ def log_artifacts(logger: Any, files: list[Path], folder: Path | None = None) ->
         logger.experiment.log_artifact(logger.run_id, str(f))
     if folder is not None:
         logger.experiment.log_artifacts(logger.run_id, str(folder), artifact_path=folder.name)
+
+
+def data_metrics(summary: Any) -> dict[str, float]:
+    """The data's counts as step-0 metrics: examples read, kept and dropped by reason, packing."""
+    out: dict[str, float] = {
+        "data/train_examples": summary.train_examples,
+        "data/val_examples": summary.val_examples,
+    }
+    for group, by_name in (("train", summary.train), ("val", summary.val)):
+        for name, s in by_name.items():
+            out[f"data/{group}/{name}/read"] = s.read
+            out[f"data/{group}/{name}/kept"] = s.kept
+            out[f"data/{group}/{name}/tokens"] = s.tokens
+            for reason, n in s.dropped.items():
+                out[f"data/{group}/{name}/dropped_{reason}"] = n
+    if summary.packing_efficiency is not None:
+        out["data/packing_efficiency"] = summary.packing_efficiency
+        out["data/packed_rows"] = summary.packed_rows
+    return out

@@ -2,8 +2,8 @@
 
 Each rule returns the `Problem`s it finds (or None), naming the key to change and how. Rules check; they
 never rewrite what the user wrote. They are grouped by concern: training (batches, schedule, periods,
-checkpoints), hardware (what this machine can run), parallel (strategies and Slurm), model (shapes,
-attention, quantization) and periodic (GC and profiler).
+checkpoints), data (paths, file types, cache folder), hardware (what this machine can run), parallel
+(strategies and Slurm), model (shapes, attention, quantization) and periodic (GC and profiler).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from trainer.config.problems import Problem
-from trainer.config.rules import hardware, model, parallel, periodic, training
+from trainer.config.rules import data, hardware, model, parallel, periodic, training
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
-MODULES = (training, periodic, hardware, parallel, model)
+MODULES = (training, data, periodic, hardware, parallel, model)
 
 
 def check(cfg: TrainConfig) -> list[Problem]:

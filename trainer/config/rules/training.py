@@ -32,7 +32,7 @@ def _batch_divides(cfg: TrainConfig) -> Problem | None:
 def _validation_needs_data(cfg: TrainConfig) -> Iterator[Problem]:
     if cfg.data.has_validation:
         return
-    fix = "set data.validation_path, data.val_fraction or data.val_count"
+    fix = "set data.validation, data.val_fraction or data.val_count"
     if enabled(cfg.trainer.val_every):
         yield Problem(
             "trainer.val_every",

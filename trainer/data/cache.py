@@ -1,0 +1,112 @@
+"""The tokenized-data cache: one folder per content key, written atomically, loaded memory-mapped.
+
+The key is a hash of everything that changes the tokens: the data files' bytes (or the hub dataset's
+fingerprint), the tokenizer's vocabulary, special tokens and chat template, and every data setting that
+reaches the encoder (formats, sequence_len, too_long, train_on_inputs, the mix, the validation split and
+its seed). Modification times and paths do not count, so a copied file hits and an edited one misses.
+Batch sizes and packing are not in the key: they are applied to the cached examples on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.data.encoded import EncodeStats, TokenizedSet
+
+# Bump when the encoders change what they produce for the same inputs: old entries then miss.
+CACHE_VERSION = 1
+ENV_DIR = "TRAINER_CACHE_DIR"
+
+
+def cache_root(configured: str | None) -> Path:
+    """`data.cache_dir`, else $TRAINER_CACHE_DIR, else ~/.cache/trainer/data."""
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR]).expanduser()
+    return Path.home() / ".cache" / "trainer" / "data"
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """The tokenizer's content: its full serialized pipeline (vocab, merges, normalizer, added tokens)
+    and the special tokens; not its path."""
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:  # slow tokenizers: the vocabulary is what decides the ids
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    h.update(str(getattr(tokenizer, "add_bos_token", None)).encode())
+    return h.hexdigest()
+
+
+def make_key(parts: dict[str, Any]) -> str:
+    blob = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass
+class CachedData:
+    train: TokenizedSet
+    val: TokenizedSet
+    stats: dict[str, dict[str, EncodeStats]]  # "train"/"val" -> dataset name -> counts
+    mixed: dict[str, int]  # training examples per dataset after the mix
+    folder: Path
+
+
+def load(root: Path, key: str) -> CachedData | None:
+    folder = root / key
+    meta_file = folder / "meta.json"
+    if not meta_file.exists():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        stats = {
+            part: {name: EncodeStats.from_dict(s) for name, s in by_name.items()}
+            for part, by_name in meta["stats"].items()
+        }
+        mixed = {name: int(n) for name, n in meta["mixed"].items()}
+        train, val = TokenizedSet.load(folder, "train"), TokenizedSet.load(folder, "val")
+        return CachedData(train, val, stats, mixed, folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a damaged entry is rebuilt, not trusted
+
+
+def store(
+    root: Path,
+    key: str,
+    train: TokenizedSet,
+    val: TokenizedSet,
+    stats: dict[str, dict[str, EncodeStats]],
+    mixed: dict[str, int],
+    described: dict[str, Any],
+) -> Path:
+    """Write into a private folder, then rename: a reader never sees half an entry, and two ranks that
+    build the same key at once both end with one complete copy."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / key
+    tmp = root / f".{key}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    train.save(tmp, "train")
+    val.save(tmp, "val")
+    meta = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "inputs": described,
+        "mixed": mixed,
+        "stats": {part: {n: s.to_dict() for n, s in by_name.items()} for part, by_name in stats.items()},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process finished first: its entry is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,95 @@
+"""Alpaca records (instruction, optional input and system, output) -> ids trained on the response.
+
+With the `alpaca` / `alpaca_short` templates the prompt and the response are tokenized separately so
+the boundary between them is exact: labels are IGNORE over the prompt (unless train_on_inputs) and
+cover the response plus eos, which is what teaches the model to stop. Generation tokenizes the same
+prompt the same way (add_special_tokens=True). The `chat` template turns the record into
+system/user/assistant messages and goes through the chat path instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.config.dataset import AlpacaFormat
+from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example, admit
+from trainer.data.formats import chat
+from trainer.data.formats.common import eos_id, optional_text, require_record, text_field, where
+from trainer.data.formats.messages import Message
+
+PREAMBLE = {
+    "with_input": "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n",
+    "no_input": "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.\n\n",
+}
+NEEDS = "alpaca records need instruction and output, and optionally input and system"
+
+
+def render_prompt(instruction: str, inp: str, system: str, style: str) -> str:
+    """The text before the response; `alpaca` is the original template, `alpaca_short` drops the
+    preamble. A system prompt, when given, comes first, separated by a blank line."""
+    body = f"### Instruction:\n{instruction}\n\n"
+    if inp:
+        body += f"### Input:\n{inp}\n\n"
+    body += "### Response:\n"
+    if style == "alpaca":
+        body = PREAMBLE["with_input" if inp else "no_input"] + body
+    return f"{system}\n\n{body}" if system else body
+
+
+def fields(
+    record: Any, fmt: AlpacaFormat, key: str, index: int, need_output: bool = True
+) -> tuple[str, str, str, str]:
+    """(instruction, input, output, system), checked: instruction and (for training) output are text."""
+    record = require_record(record, key, index)
+    instruction = text_field(record, fmt.instruction, key, index, NEEDS)
+    output = text_field(record, fmt.output, key, index, NEEDS) if need_output else ""
+    inp = optional_text(record, fmt.input, key, index)
+    system = optional_text(record, fmt.system, key, index)
+    return instruction, inp, output, system
+
+
+def to_messages(instruction: str, inp: str, output: str | None, system: str) -> list[Message]:
+    """The record as a conversation; `output=None` leaves the assistant turn out (a generation prompt)."""
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": instruction + (f"\n\n{inp}" if inp else "")})
+    if output is not None:
+        messages.append({"role": "assistant", "content": output})
+    return messages
+
+
+def encode(
+    records: list[dict[str, Any]],
+    fmt: AlpacaFormat,
+    tokenizer: Any,
+    opts: EncodeOptions,
+    key: str,
+    first_index: int = 0,
+) -> tuple[list[Example], EncodeStats]:
+    rows = [fields(r, fmt, key, first_index + i) for i, r in enumerate(records)]
+    if fmt.template == "chat":
+        chat.require_template(opts.chat_template, key)
+        convs = [(to_messages(*row), None) for row in rows]
+        return chat.encode_conversations(convs, ["assistant"], tokenizer, opts, key, first_index)
+    prompts = [render_prompt(ins, inp, system, fmt.template) for ins, inp, _, system in rows]
+    prompt_ids = tokenizer(prompts, add_special_tokens=True, verbose=False)["input_ids"]
+    response_ids = tokenizer([row[2] for row in rows], add_special_tokens=False, verbose=False)["input_ids"]
+    eos = [eos_id(tokenizer)]
+    stats = EncodeStats(read=len(records))
+    out: list[Example] = []
+    for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
+        ids = p + r + eos
+        labels = ids if opts.train_on_inputs else [IGNORE] * len(p) + r + eos
+        example = admit(ids, labels, opts, stats, where(key, first_index + i))
+        if example is not None:
+            out.append(example)
+    return out, stats
+
+
+def generation_prompt(record: dict[str, Any], fmt: AlpacaFormat, tokenizer: Any, template: str | None) -> str:
+    instruction, inp, _, system = fields(record, fmt, "record", 0, need_output=False)
+    if fmt.template == "chat":
+        conv = (to_messages(instruction, inp, None, system), None)
+        return chat.generation_prompt(conv, tokenizer, template)
+    return render_prompt(instruction, inp, system, fmt.template)

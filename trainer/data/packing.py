@@ -1,0 +1,140 @@
+"""Sample packing (`data.packing: true`): several short examples share one row of `capacity` tokens.
+
+Unpacked batches pad every example to the longest in the batch, so with instruction data (many short
+examples, a few long ones) much of each step is spent on padding. Packing fills rows instead.
+
+A packed row carries `position_ids` that restart at 0 for every document and no `attention_mask`.
+transformers 5 reads the restarts as document boundaries (`masking_utils.find_packed_sequence_indices`
+for sdpa/eager, varlen `cu_seqlens` for flash_attention_2), so no token attends across documents and
+every document sees the rotary positions it would see alone: the loss is that of the unpacked examples.
+The label of each document's first token is IGNORE, since it would otherwise be predicted from the
+previous document's last token (unpacked, the first token is never a target either).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from trainer.data.encoded import IGNORE, TokenizedSet
+
+
+def pack_bins(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[int]]:
+    """Group item indices into bins whose total length is at most `capacity`: best-fit decreasing.
+
+    Items are placed longest first (ties by index, so the result depends only on the input); each goes
+    into the open bin it fills most tightly, or a new bin when none has room. Best fit and first fit
+    share the 11/9 * OPT + 6/9 worst case and gave the same bin count on every set we measured (alpaca
+    demo, uniform and log-normal lengths, usually at the lower bound); best fit is kept because it is the
+    cheaper one to index: one bisect over remaining spaces, where first fit needs a tree over bins.
+
+    Bins are found by remaining space, not scanned: `free[r]` holds the bins with exactly r tokens
+    left and `spaces` the sorted distinct values of r in use (at most capacity + 1 of them), so each
+    item costs one bisect, not a pass over all bins. Bins come out in the order they were opened,
+    each with its indices in ascending order, so rows are reproducible.
+    """
+    if capacity <= 0:
+        raise ValueError(f"capacity must be positive, got {capacity}")
+    sizes = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if sizes.size == 0:
+        return []
+    if sizes.min() < 0:
+        raise ValueError("lengths must not be negative")
+    if sizes.max() > capacity:
+        longest = int(np.argmax(sizes))
+        raise ValueError(
+            f"item {longest} has {int(sizes[longest])} tokens, more than the packing capacity {capacity}; "
+            "drop or truncate long examples before packing"
+        )
+    order = np.argsort(-sizes, kind="stable")  # longest first; stable sort keeps ties in index order
+    bins: list[list[int]] = []
+    free: list[list[int]] = [[] for _ in range(capacity + 1)]  # remaining space -> bins, as a stack
+    spaces: list[int] = []  # sorted remaining spaces that have at least one bin
+    for index, size in zip(order.tolist(), sizes[order].tolist(), strict=True):
+        at = bisect.bisect_left(spaces, size)
+        if at == len(spaces):  # no open bin has room
+            b, space = len(bins), capacity
+            bins.append([])
+        else:
+            space = spaces[at]
+            b = free[space].pop()
+            if not free[space]:
+                del spaces[at]
+        bins[b].append(index)
+        left = space - size
+        if not free[left]:
+            bisect.insort(spaces, left)
+        free[left].append(b)
+    return [sorted(members) for members in bins]
+
+
+class PackedSet(Sequence):
+    """Rows of whole documents from a `TokenizedSet`, each at most `capacity` tokens long.
+
+    Rows are materialized on access from the set's flat arrays (a vectorized gather), so packing costs
+    one `pack_bins` call and a list of indices, not a second copy of the data.
+    """
+
+    def __init__(self, examples: TokenizedSet, capacity: int) -> None:
+        self.examples = examples
+        self.capacity = capacity
+        lengths = np.asarray(examples.lengths, dtype=np.int64)
+        self.rows: list[list[int]] = pack_bins(lengths, capacity)
+        self.real_tokens: int = int(lengths.sum())
+        slots = len(self.rows) * capacity
+        # Share of the row slots that hold real tokens; the rest is padding of the last rows' tails.
+        self.efficiency: float = self.real_tokens / slots if slots else 0.0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        docs = np.asarray(self.rows[i], dtype=np.int64)
+        offsets = np.asarray(self.examples.offsets)
+        lens = offsets[docs + 1] - offsets[docs]
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])  # where each document begins in the row
+        total = int(lens.sum())
+        within = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)  # 0.. per document
+        source = np.repeat(offsets[docs], lens) + within
+        labels = np.asarray(self.examples.labels[source], dtype=np.int64)
+        labels[starts[lens > 0]] = IGNORE  # never predict a document's first token from the one before it
+        return {
+            "input_ids": np.asarray(self.examples.input_ids[source], dtype=np.int64),
+            "labels": labels,
+            "position_ids": within,
+        }
+
+
+class PackedCollator:
+    """Right-pads packed rows to the longest row in the batch; there is no attention mask.
+
+    The padding is a pseudo-document of its own (positions 0..k-1, labels IGNORE): the position restart
+    isolates it like any other document, so it neither sees nor is seen by real tokens, and it adds
+    nothing to the loss. An attention mask would switch transformers back to plain causal attention
+    across the whole row, so none is given.
+    """
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        positions = torch.arange(width, dtype=torch.long).repeat(len(rows), 1)
+        for row, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[row, :n] = torch.as_tensor(np.asarray(r["input_ids"]), dtype=torch.long)
+            labels[row, :n] = torch.as_tensor(np.asarray(r["labels"]), dtype=torch.long)
+            positions[row, :n] = torch.as_tensor(np.asarray(r["position_ids"]), dtype=torch.long)
+            positions[row, n:] -= n  # the pad pseudo-document counts from 0
+        # Real tokens in the batch, for throughput: there is no mask to count them from.
+        real = torch.tensor(sum(len(r["input_ids"]) for r in rows))
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "real_tokens": real}
