@@ -35,7 +35,10 @@ def test_unknown_key_lists_siblings_and_suggests() -> None:
 def test_keys_are_checked_against_the_chosen_group_options() -> None:
     assert lines(["peft=lora", "peft.r=4"]) == []
     (line,) = lines(["peft.r=4"])  # peft=none has no r: say which option has it
-    assert line == "  peft.r=4: not an option of the chosen peft; it belongs to peft=lora; add peft=lora"
+    assert line == (
+        "  peft.r=4: not an option of the chosen peft; it belongs to peft=dora or peft=lora; "
+        "add peft=dora or peft=lora"
+    )
     (line,) = lines(["peft.rr=4"])
     assert line.startswith("  peft.rr=4: unknown key (valid under peft: method)")
 

@@ -31,6 +31,7 @@ SECTIONS = {
     "tracker",
     "trainer",
     "hardware",
+    "infer",
 }
 REGENERATE = "python -m trainer.schema --write docs/configuration.md"
 
@@ -100,7 +101,7 @@ def test_markdown_tables_and_types() -> None:
     assert "| `0 <= float < 1` | `0.0` |" in rows["data.val_fraction"]
     assert '| `"cosine" \\| "linear" \\| "constant"` | `"cosine"` |' in rows["scheduler.name"]
     assert "| `float > 0 \\| null` | `1.0` |" in rows["trainer.gradient_clip"]
-    assert '| `list[str] \\| "all-linear"` |' in rows["peft.target_modules"]
+    assert "| `list[str] \\| str` |" in rows["peft.target_modules"]
     assert "| `str` | required |" in rows["data.datasets.<name>.path"]
     assert "| `dict[str, str]` | `{}` |" in rows["run.tags"]
     assert render_markdown() == markdown  # deterministic
@@ -110,7 +111,7 @@ def test_json_schema() -> None:
     schema = json.loads(json.dumps(json_schema()))
     assert set(schema["properties"]) == SECTIONS
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == SECTIONS - {"hardware", "gc", "profiler"}  # all have defaults
+    assert set(schema["required"]) == SECTIONS - {"hardware", "gc", "profiler", "infer"}  # all have defaults
 
 
 def test_cli_prints_markdown_without_torch(tmp_path: Path) -> None:

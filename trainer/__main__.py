@@ -57,7 +57,13 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 # `trainer <command> <overrides>`: the commands that share the composed config but do not train.
-COMMANDS = {"plan": "trainer.plan", "preprocess": "trainer.preprocess"}
+COMMANDS = {
+    "plan": "trainer.plan",
+    "preprocess": "trainer.preprocess",
+    "generate": "trainer.generate",
+    "evaluate": "trainer.evaluate",
+    "merge": "trainer.merge",
+}
 
 
 def main() -> None:

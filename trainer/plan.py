@@ -73,8 +73,17 @@ def _model_config(cfg: TrainConfig, tokenizer: Any | None, plan: Plan) -> Any | 
             f"parameter counts unknown: no built-in architecture for hub id {source}; download it "
             f"(hf download {source} --local-dir DIR) and pass model.name_or_path=DIR"
         )
-    else:
-        plan.notes.append(f"architecture of {source}: built-in preset (trainer/models/estimate.py)")
+        return None
+    plan.notes.append(f"architecture of {source}: built-in preset (trainer/models/estimate.py)")
+    if tokenizer is not None:  # a local tokenizer: its added tokens grow the embeddings, as in training
+        from trainer.models.build import grow_vocabulary
+
+        return grow_vocabulary(preset, tokenizer)
+    if m.added_tokens:
+        plan.notes.append(
+            f"counts leave out the embedding rows of up to {len(m.added_tokens)} model.added_tokens "
+            "(the tokenizer is not local: not downloaded)"
+        )
     return preset
 
 

@@ -202,6 +202,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         mlflow_tracking.log_artifacts(logger, [config_file, provenance_file])
         if resume is None:  # rank 0 only (Lightning), once per MLflow run
             logger.log_metrics(mlflow_tracking.data_metrics(data_summary), step=0)
+        if previous is None:  # a new MLflow run (params are immutable: a continued run has them)
+            logger.log_hyperparams({"params/total": params.total, "params/trainable": params.trainable})
 
     throughput = TokenThroughput(every_n(cfg.trainer.log_every, steps.total) or steps.total + 1)
     has_val = bool(datamodule.val_set)
@@ -226,11 +228,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     paths = {"run folder": str(run_dir), "log": str(run_dir / "train.log")}
-    model_dir = None
+    exported = None
     if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
-        model_dir = export_run_model(trainer, module, tokenizer, run_dir / "model")
-    if model_dir is not None:
-        paths["model"] = f"{model_dir}  (AutoModelForCausalLM.from_pretrained)"
+        exported = export_run_model(trainer, module, tokenizer, run_dir / "model")
+    model_dir = exported.model if exported is not None else None
+    if exported is not None:
+        paths.update(exported.describe())
     if logger is not None and trainer.is_global_zero:
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
         mlflow_tracking.log_artifacts(

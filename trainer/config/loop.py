@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from trainer.config.base import StrictModel
 from trainer.config.period import Period
+
+# What transformers' save_pretrained(max_shard_size=...) parses: whole bytes, or an integer and a unit.
+SIZE_PATTERN = re.compile(r"^[0-9]+([KMG]B|[KMG]iB)$")
 
 Precision = Literal["auto", "32", "bf16-mixed", "bf16-true", "16-mixed"]
 
@@ -53,6 +57,19 @@ class LoopConfig(StrictModel):
     export_model: bool = Field(
         True, description="Write the final model in Hugging Face format to <run>/model."
     )
+    export_max_shard_size: int | str = Field(
+        "5GB",
+        description="Split exported safetensors into files of at most this size: 5GB, 500MB, 2GiB, or bytes.",
+    )
+
+    @field_validator("export_max_shard_size")
+    @classmethod
+    def _shard_size(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value > 0 or isinstance(value, str) and SIZE_PATTERN.match(value):
+            return value
+        raise ValueError(
+            "not a size: use an integer and a unit (KB, MB, GB, KiB, MiB, GiB), e.g. 5GB or 200MB"
+        )
 
     @property
     def best_mode(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from trainer.config.base import StrictModel
 
@@ -61,6 +61,15 @@ class ModelConfig(StrictModel):
         False, description="Allow model code from the hub; off unless you set it."
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model in place once built (slow first steps, faster later ones).",
+    )
+    added_tokens: list[str] = Field(
+        default_factory=list,
+        description="Tokens to add to the tokenizer (`<|...|>` ones as special tokens); the embeddings grow "
+        "to match. With LoRA, also set peft.modules_to_save=[embed_tokens,lm_head].",
+    )
 
     @model_validator(mode="after")
     def _source_is_known(self) -> ModelConfig:
@@ -75,6 +84,16 @@ class ModelConfig(StrictModel):
                 "tokenizer is null and there is no name_or_path to take it from: set model.tokenizer"
             )
         return self
+
+    @field_validator("added_tokens")
+    @classmethod
+    def _tokens_are_new_and_distinct(cls, tokens: list[str]) -> list[str]:
+        if any(not t for t in tokens):
+            raise ValueError("an added token is empty; remove it")
+        seen = [t for i, t in enumerate(tokens) if t in tokens[:i]]
+        if seen:
+            raise ValueError(f"{seen[0]!r} is listed twice; list each token once")
+        return tokens
 
     @property
     def tokenizer_source(self) -> str:

@@ -22,7 +22,7 @@ from trainer.config.train import TrainConfig
 HEADER = "Generated from the schema by `python -m trainer.schema --markdown`; do not edit by hand."
 
 # Sections that are plain keys of conf/train.yaml rather than a config group of their own.
-_TRAIN_YAML_KEYS = frozenset({"run", "trainer", "hardware"})
+_TRAIN_YAML_KEYS = frozenset({"run", "trainer", "hardware", "gc", "profiler", "infer"})
 
 _UNION_ORIGINS = (Union, types.UnionType)
 # annotated_types' Gt/Ge/Lt/Le (and Interval) carry their bound in an attribute of the same name.

@@ -12,6 +12,7 @@ from trainer.config.data import DataConfig
 from trainer.config.dataset import DatasetConfig
 from trainer.config.gc import GcConfig
 from trainer.config.hardware import HardwareFacts
+from trainer.config.infer import InferConfig
 from trainer.config.loop import LoopConfig
 from trainer.config.model import ModelConfig
 from trainer.config.optimizer import OptimizerConfig
@@ -39,6 +40,10 @@ class TrainConfig(StrictModel):
     gc: GcConfig = Field(default_factory=GcConfig, description="When Python's garbage collector runs.")
     profiler: ProfilerConfig = Field(
         default_factory=ProfilerConfig, description="PyTorch profiler windows and CUDA memory snapshots."
+    )
+    infer: InferConfig = Field(
+        default_factory=InferConfig,
+        description="What the generate, evaluate and merge commands read; training ignores it.",
     )
     hardware: HardwareFacts = Field(
         default_factory=HardwareFacts,

@@ -1,12 +1,17 @@
 """Build tokenizers and plain Hugging Face causal LMs from `ModelConfig`.
 
 Hub ids and local folders go through the same `from_pretrained` calls; when the hub cannot be reached
-the error says how to point at a local folder instead. Models stay plain HF modules: parallelism and
-precision are applied by the strategy, not here.
+the error says how to point at a local folder instead, and when a folder needs its own code (an
+`auto_map` in config.json) that trust_remote_code is off, the error says so. Models stay plain HF
+modules: parallelism and precision are applied by the strategy, not here. `model.added_tokens` grow the
+tokenizer, and `hf_config` grows the config's vocabulary to match, so that `build_model` resizes the
+embeddings of pretrained weights (a from-scratch model is sized from the config directly).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from trainer.errors import UserError
 from trainer.hub import download_hint, looks_local, require_hub
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+log = logging.getLogger(__name__)
 
 
 def _check_source(key: str, source: str) -> None:
@@ -24,8 +30,23 @@ def _check_source(key: str, source: str) -> None:
         require_hub(source, key)
 
 
-def _hub_error(key: str, source: str, err: Exception) -> UserError:
+def _ships_code(source: str) -> bool:
+    """Whether `source` is a local folder whose config.json maps the Auto classes to its own code."""
+    config = Path(source).expanduser() / "config.json"
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get("auto_map"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _hub_error(key: str, source: str, err: Exception, trust_remote_code: bool = False) -> UserError:
     first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    if not trust_remote_code and _ships_code(source):
+        # transformers refuses custom code it may not run; a missing model_type fails the same way.
+        return UserError(
+            f"{key}={source}: this model ships its own code (auto_map in config.json); "
+            "set model.trust_remote_code=true if you trust it"
+        )
     if Path(source).expanduser().exists():
         return UserError(f"{key}={source}: could not load this folder ({type(err).__name__}: {first})")
     return UserError(
@@ -33,6 +54,12 @@ def _hub_error(key: str, source: str, err: Exception) -> UserError:
         f"({type(err).__name__}: {first})",
         hint=download_hint(key, source),
     )
+
+
+def is_special_token(token: str) -> bool:
+    """`<|im_start|>`-style tokens are control tokens: added as special, so that decoding with
+    skip_special_tokens drops them and normalization never splits them."""
+    return token.startswith("<|") and token.endswith("|>") and len(token) > 4
 
 
 def load_tokenizer(cfg: ModelConfig) -> Any:
@@ -43,9 +70,11 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(cfg.tokenizer_source, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
-        raise _hub_error(key, cfg.tokenizer_source, err) from None
+        raise _hub_error(key, cfg.tokenizer_source, err, cfg.trust_remote_code) from None
     if tok.pad_token_id is None:  # Llama-family tokenizers ship none; padding is masked out anyway
         tok.pad_token = tok.eos_token
+    for token in cfg.added_tokens:  # one by one: new ids follow the order the user listed them in
+        tok.add_tokens([token], special_tokens=is_special_token(token))  # one the vocab has is skipped
     return tok
 
 
@@ -66,9 +95,20 @@ def hf_config(cfg: ModelConfig, tokenizer: Any) -> Any:
 
     _check_source("model.name_or_path", str(cfg.name_or_path))
     try:
-        return AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+        config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
-        raise _hub_error("model.name_or_path", str(cfg.name_or_path), err) from None
+        raise _hub_error("model.name_or_path", str(cfg.name_or_path), err, cfg.trust_remote_code) from None
+    return grow_vocabulary(config, tokenizer)
+
+
+def grow_vocabulary(config: Any, tokenizer: Any) -> Any:
+    """Raise `config.vocab_size` to the tokenizer's length when the tokenizer has more tokens (added
+    tokens), so that the config describes the model that will train; never shrink it (Qwen pads its
+    embeddings past the tokenizer's length on purpose)."""
+    vocab = getattr(config, "vocab_size", None)
+    if tokenizer is not None and isinstance(vocab, int) and len(tokenizer) > vocab:
+        config.vocab_size = len(tokenizer)
+    return config
 
 
 def quantization_config(cfg: ModelConfig) -> Any:
@@ -108,7 +148,24 @@ def build_model(cfg: ModelConfig, config: Any) -> Any:
         try:
             model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=DTYPES[cfg.dtype], **kwargs)
         except (OSError, ValueError) as err:
-            raise _hub_error("model.name_or_path", str(cfg.name_or_path), err) from None
+            source = str(cfg.name_or_path)
+            raise _hub_error("model.name_or_path", source, err, cfg.trust_remote_code) from None
+        _match_vocabulary(model, getattr(config, "vocab_size", None))
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.compile:
+        # In place (nn.Module.compile): the module, its parameter names and save_pretrained stay as they
+        # are; only calls go through the compiled function. Compilation happens at the first forward, so
+        # adapters and sharding applied after this are part of what gets compiled.
+        model.compile()
     return model
+
+
+def _match_vocabulary(model: Any, vocab: int | None) -> None:
+    """Grow the embeddings (and a separate lm_head) of pretrained weights to `vocab` rows: the size
+    `hf_config` gave the config after `model.added_tokens` grew the tokenizer. New rows start at the
+    mean of the old ones (transformers' default), so the new tokens begin as an average token."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if vocab is not None and vocab > rows:
+        log.info("model: the tokenizer has %d tokens: the embeddings grow from %d rows to match", vocab, rows)
+        model.resize_token_embeddings(vocab)

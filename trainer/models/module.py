@@ -9,6 +9,8 @@ share that greedy decoding would answer word for word, computed without a genera
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -42,6 +44,27 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return total, (shift_labels != IGNORE).sum()
 
 
+def _plain_name(name: str) -> str:
+    """A parameter's name as it appears in the state dict: FSDP1 and activation-checkpointing wrappers
+    add segments to `named_parameters` that their state-dict hooks remove."""
+    for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
+        name = name.replace(wrapper, "")
+    return name
+
+
+@contextmanager
+def _seeded(seed: int, enabled: bool) -> Iterator[None]:
+    """Build under `seed` without touching the global generators: a from-scratch base that is not saved
+    in PEFT checkpoints must come out the same on resume, whatever ran before configure_model."""
+    if not enabled:
+        yield
+        return
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 class CausalLMModule(L.LightningModule):
     def __init__(self, cfg: TrainConfig, hf_config: Any, total_steps: int) -> None:
         super().__init__()
@@ -51,6 +74,9 @@ class CausalLMModule(L.LightningModule):
         self.model: Any = None
         self.val_loss = MeanMetric()
         self.val_exact_match = MeanMetric()
+        # A PEFT checkpoint holds only the trainable tensors (on_save_checkpoint): on resume the frozen base
+        # comes from a fresh build, and the checkpoint is loaded over it without demanding the base's keys.
+        self.strict_loading = cfg.peft.method == "none"
 
     def configure_model(self) -> None:
         """Build (and for FSDP2, shard) the model once; Lightning calls this before validate and fit."""
@@ -59,10 +85,25 @@ class CausalLMModule(L.LightningModule):
         p = self.cfg.parallelism
         if p.strategy == "deepspeed":
             self._prepare_deepspeed(p.stage)
-        model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+        peft = self.cfg.peft.method != "none"
+        with _seeded(self.cfg.run.seed, enabled=peft and self.cfg.model.from_scratch):
+            model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
         if p.strategy == "fsdp" and p.version == 2:
             shard_model(model, self.device_mesh["data_parallel"], p)
         self.model = model
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """PEFT runs keep only what trains (adapters, modules_to_save) plus the optimizer state: the frozen
+        base is rebuilt on resume, from its hub id or local folder, or for a from-scratch base from the
+        seed (configure_model). With sharded checkpoints every key stays, because a distributed
+        checkpoint is read back key by key for every tensor the model has."""
+        if self.cfg.peft.method == "none" or getattr(self.cfg.parallelism, "sharded_checkpoint", False):
+            return
+        state = checkpoint["state_dict"]
+        for name, param in self.named_parameters(remove_duplicate=False):
+            key = _plain_name(name)
+            if not param.requires_grad and key in state:
+                del state[key]
 
     def _prepare_deepspeed(self, stage: int) -> None:
         # Our configure_gradient_clipping leaves DeepSpeed alone (it clips from its config), but Lightning

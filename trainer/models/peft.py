@@ -12,6 +12,25 @@ from typing import Any
 from trainer.config.peft import LoraConfig, NoPeft
 
 
+def lora_config(cfg: LoraConfig) -> Any:
+    """Every key of `peft:` maps to one `peft.LoraConfig` argument; DoRA and QLoRA use the same class.
+    A list of target names matches module-name suffixes; a string is a full-match regex (or all-linear)."""
+    import peft
+
+    return peft.LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules)
+        if isinstance(cfg.target_modules, list)
+        else cfg.target_modules,
+        use_rslora=cfg.use_rslora,
+        use_dora=cfg.use_dora,
+        modules_to_save=list(cfg.modules_to_save) or None,
+        task_type="CAUSAL_LM",
+    )
+
+
 def apply_peft(model: Any, cfg: NoPeft | LoraConfig) -> Any:
     if isinstance(cfg, NoPeft):
         return model
@@ -22,11 +41,8 @@ def apply_peft(model: Any, cfg: NoPeft | LoraConfig) -> Any:
         # modules, as transformers does, because its property was renamed in v5.
         checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    lora = peft.LoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return peft.get_peft_model(model, lora)
+    return peft.get_peft_model(model, lora_config(cfg))
+
+
+def is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config")

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from trainer.config.problems import Problem
-from trainer.config.rules import data, hardware, model, parallel, periodic, training
+from trainer.config.rules import data, hardware, model, parallel, peft, periodic, training
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
-MODULES = (training, data, periodic, hardware, parallel, model)
+MODULES = (training, data, periodic, hardware, parallel, model, peft)
 
 
 def check(cfg: TrainConfig) -> list[Problem]:

@@ -1,13 +1,19 @@
-"""Rules on the model: sequence length vs. positions, attention precision, quantization with PEFT."""
+"""Rules on the model: sequence length vs. positions, attention kernels, quantization with PEFT, added
+tokens with adapters.
+
+Facts about a pretrained model come from what is known without downloading: the built-in architecture
+of a hub preset (trainer/models/estimate.py, standard library only) or a local folder's config.json.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trainer.config.problems import Problem
 from trainer.config.rules.training import Rule
+from trainer.models.estimate import HUB_PRESETS
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
@@ -15,20 +21,36 @@ if TYPE_CHECKING:
 FOUR_BIT = ("nf4", "fp4")
 
 
+def _known_config(cfg: TrainConfig) -> tuple[dict[str, Any], str] | None:
+    """The pretrained model's config.json values and where they came from, when known without the hub:
+    a local folder's file, or a hub preset's built-in architecture."""
+    source = cfg.model.name_or_path
+    if not source:
+        return None
+    if os.path.isfile(config := os.path.join(source, "config.json")):
+        try:
+            with open(config, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, ValueError):
+            return None  # an unreadable config.json is reported when the model loads, with its path
+        return (values, config) if isinstance(values, dict) else None
+    preset = HUB_PRESETS.get(source)
+    if preset is not None:
+        return preset.config_json, f"{source}, built-in preset"
+    return None
+
+
 def _max_positions(cfg: TrainConfig) -> tuple[int, str] | None:
     """The model's position limit when it is known without downloading: the architecture it is built
-    from, or the config.json of a local folder."""
+    from, a local folder's config.json, or a hub preset's."""
     m = cfg.model
     if m.from_scratch and m.architecture is not None:
         return m.architecture.max_position_embeddings, "model.architecture.max_position_embeddings"
-    if m.name_or_path and os.path.isfile(config := os.path.join(m.name_or_path, "config.json")):
-        try:
-            with open(config, encoding="utf-8") as f:
-                limit = json.load(f).get("max_position_embeddings")
-        except (OSError, ValueError):
-            return None  # an unreadable config.json is reported when the model loads, with its path
-        return (limit, config) if isinstance(limit, int) else None
-    return None
+    known = _known_config(cfg)
+    if known is None:
+        return None
+    limit = known[0].get("max_position_embeddings")
+    return (limit, known[1]) if isinstance(limit, int) else None
 
 
 def _sequence_fits_model(cfg: TrainConfig) -> Problem | None:
@@ -98,10 +120,49 @@ def _qlora_needs_four_bit(cfg: TrainConfig) -> Problem | None:
     return None
 
 
+def _softcapping_needs_a_kernel_with_it(cfg: TrainConfig) -> Problem | None:
+    """Gemma 2 soft-caps its attention logits; transformers' sdpa path raises at the first forward."""
+    known = _known_config(cfg)
+    if cfg.model.attn_implementation != "sdpa" or known is None:
+        return None
+    values, source = known
+    # Gemma2Config's default is 50.0 when config.json does not say; null turns soft-capping off.
+    if values.get("model_type") == "gemma2" and values.get("attn_logit_softcapping", 50.0) is not None:
+        return Problem(
+            "model.attn_implementation",
+            "sdpa",
+            f"Gemma 2 soft-caps attention logits ({source}), which sdpa does not support",
+            "use model.attn_implementation=eager (or flash_attention_2 on CUDA)",
+        )
+    return None
+
+
+def _embedding_names(names: list[str]) -> set[str]:
+    """PEFT matches modules_to_save by the end of a module's name: `model.embed_tokens` is embed_tokens."""
+    return {n.rsplit(".", 1)[-1] for n in names}
+
+
+def _added_tokens_need_trained_embeddings(cfg: TrainConfig) -> Problem | None:
+    """LoRA freezes the embeddings, so the rows of added tokens would stay at their initial values."""
+    if not cfg.model.added_tokens or cfg.peft.method == "none":
+        return None
+    saved = _embedding_names(list(getattr(cfg.peft, "modules_to_save", None) or []))
+    if {"embed_tokens", "lm_head"} <= saved:
+        return None
+    return Problem(
+        "model.added_tokens",
+        cfg.model.added_tokens,
+        f"peft={cfg.peft.method} freezes the embeddings, so the added tokens' new rows would never train",
+        "set peft.modules_to_save=[embed_tokens,lm_head]",
+    )
+
+
 RULES: tuple[Rule, ...] = (
     _sequence_fits_model,
     _flash_attention_needs_half_precision,
     _quantized_base_needs_weights,
     _quantized_base_needs_adapter,
     _qlora_needs_four_bit,
+    _softcapping_needs_a_kernel_with_it,
+    _added_tokens_need_trained_embeddings,
 )

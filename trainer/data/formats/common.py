@@ -7,8 +7,10 @@ in chunks by several processes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from trainer.data.encoded import EncodeOptions, EncodeStats, Example, admit
 from trainer.errors import UserError
 
 FORMAT_HINT = "fix the record, or choose the data.format that matches the file"
@@ -72,3 +74,18 @@ def eos_id(tokenizer: Any) -> int:
             hint="use a tokenizer with an eos token (model.tokenizer=...)",
         )
     return eos
+
+
+def admit_each(
+    pairs: Iterable[tuple[list[int], list[int]]], opts: EncodeOptions, key: str, first_index: int, read: int
+) -> tuple[list[Example], EncodeStats]:
+    """(ids, labels) per record through `admit`, in order; train_on_inputs trains every token."""
+    stats = EncodeStats(read=read)
+    out: list[Example] = []
+    for i, (ids, labels) in enumerate(pairs):
+        example = admit(
+            ids, ids if opts.train_on_inputs else labels, opts, stats, where(key, first_index + i)
+        )
+        if example is not None:
+            out.append(example)
+    return out, stats

@@ -7,11 +7,12 @@ exact token boundary, whatever the tokenizer would merge across it; the user con
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from trainer.config.dataset import InputOutputFormat
-from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example, admit
-from trainer.data.formats.common import FORMAT_HINT, bos_ids, got, where
+from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example
+from trainer.data.formats.common import FORMAT_HINT, admit_each, bos_ids, got, where
 from trainer.errors import UserError
 
 
@@ -49,20 +50,17 @@ def encode(
     flat = [text for segs in parsed for text, _ in segs]
     flat_ids = iter(tokenizer(flat, add_special_tokens=False, verbose=False)["input_ids"] if flat else [])
     bos = bos_ids(tokenizer)
-    stats = EncodeStats(read=len(records))
-    out: list[Example] = []
-    for i, segs in enumerate(parsed):
-        ids, labels = list(bos), [IGNORE] * len(bos)
-        for _, trained in segs:
-            seg_ids = next(flat_ids)
-            ids += seg_ids
-            labels += seg_ids if trained else [IGNORE] * len(seg_ids)
-        if opts.train_on_inputs:
-            labels = ids
-        example = admit(ids, labels, opts, stats, where(key, first_index + i))
-        if example is not None:
-            out.append(example)
-    return out, stats
+
+    def pairs() -> Iterator[tuple[list[int], list[int]]]:
+        for segs in parsed:
+            ids, labels = list(bos), [IGNORE] * len(bos)
+            for _, trained in segs:
+                seg_ids = next(flat_ids)
+                ids += seg_ids
+                labels += seg_ids if trained else [IGNORE] * len(seg_ids)
+            yield ids, labels
+
+    return admit_each(pairs(), opts, key, first_index, len(records))
 
 
 def prompt_segments(record: dict[str, Any], fmt: InputOutputFormat) -> list[str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from trainer.config.dataset import PretokenizedFormat
-from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example, admit
-from trainer.data.formats.common import FORMAT_HINT, got, where
+from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example
+from trainer.data.formats.common import FORMAT_HINT, admit_each, got, where
 from trainer.errors import UserError
 
 
@@ -55,16 +55,8 @@ def encode(
     key: str,
     first_index: int = 0,
 ) -> tuple[list[Example], EncodeStats]:
-    stats = EncodeStats(read=len(records))
-    out: list[Example] = []
-    for i, record in enumerate(records):
-        ids, labels = ids_and_labels(record, fmt, key, first_index + i)
-        if opts.train_on_inputs:
-            labels = ids
-        example = admit(ids, labels, opts, stats, where(key, first_index + i))
-        if example is not None:
-            out.append(example)
-    return out, stats
+    pairs = (ids_and_labels(r, fmt, key, first_index + i) for i, r in enumerate(records))
+    return admit_each(pairs, opts, key, first_index, len(records))
 
 
 def prompt_ids(record: dict[str, Any], fmt: PretokenizedFormat) -> list[int]:

@@ -1,0 +1,48 @@
+"""`trainer merge infer.source=RUN_OR_ADAPTER [infer.out=DIR]`: fold a PEFT adapter into a full model.
+
+The result is a plain Hugging Face model folder (weights, config, tokenizer, generation config) that
+`AutoModelForCausalLM.from_pretrained` loads without peft, and that `trainer generate` / `evaluate` take
+as `infer.source`. The merge itself is `trainer.models.merge.merge_adapter`; this is only the entry: it
+finds the adapter (a run folder's model/, or an adapter folder), picks the output folder, and refuses a
+source that is not an adapter. No run folder is created.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from trainer.config import TrainConfig
+from trainer.quiet_entry import quiet_main
+
+
+def output_folder(cfg: TrainConfig, adapter: Path, run_dir: Path | None) -> Path:
+    """infer.out, else beside the adapter: <run>/model_merged for a run, <adapter>/merged otherwise."""
+    if cfg.infer.out is not None:
+        return Path(cfg.infer.out).expanduser().resolve()
+    return run_dir / "model_merged" if run_dir is not None else adapter / "merged"
+
+
+def merge(cfg: TrainConfig, args: list[str]) -> Path:
+    from trainer.inference import load_error, quiet_libraries, require_adapter, resolve_source
+    from trainer.models.merge import merge_adapter
+
+    src = resolve_source(cfg, args)
+    adapter = require_adapter(src)
+    quiet_libraries()
+    try:
+        out = merge_adapter(adapter, output_folder(src.cfg, adapter, src.run_dir))
+    except (OSError, ValueError) as err:
+        raise load_error(src, err, "merge") from None
+    print(f"trainer merge: {adapter} -> {out}")
+    print(f"  a full model: AutoModelForCausalLM.from_pretrained('{out}'), or infer.source={out}")
+    return out
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    quiet_main(lambda cfg, _choices: merge(cfg, args), "trainer merge", args)
+
+
+if __name__ == "__main__":
+    main()
