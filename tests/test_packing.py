@@ -13,7 +13,7 @@ import torch
 from tests.conftest import load_config
 from trainer.data.datamodule import Collator
 from trainer.data.encoded import IGNORE, TokenizedSet
-from trainer.data.packing import PackedCollator, PackedSet, pack_bins
+from trainer.data.packing import PackedCollator, PackedSet, best_fit_decreasing, minimum_bin_slack, pack_bins
 from trainer.models.module import CausalLMModule, token_loss
 
 
@@ -25,7 +25,7 @@ def check_bins(bins: list[list[int]], lengths: np.ndarray, capacity: int) -> Non
 
 
 def naive_best_fit_count(lengths: np.ndarray, capacity: int) -> int:
-    """Reference best-fit decreasing, O(n * bins): the bin count pack_bins must reach."""
+    """Reference best-fit decreasing, O(n * bins): best_fit_decreasing must reach it, pack_bins beat it."""
     spaces: list[int] = []
     for size in sorted(lengths.tolist(), reverse=True):
         fits = [k for k, s in enumerate(spaces) if s >= size]
@@ -51,8 +51,8 @@ def test_pack_bins_valid_deterministic_and_tight() -> None:
         bins = pack_bins(lengths, capacity)
         check_bins(bins, lengths, capacity)
         assert bins == pack_bins(lengths.tolist(), capacity)  # same input, same rows (array or list)
-        assert len(bins) == naive_best_fit_count(lengths, capacity)
-        assert len(bins) >= -(-int(lengths.sum()) // capacity)
+        assert len(best_fit_decreasing(lengths, capacity)) == naive_best_fit_count(lengths, capacity)
+        assert -(-int(lengths.sum()) // capacity) <= len(bins) <= naive_best_fit_count(lengths, capacity)
 
 
 def test_pack_bins_rejects_an_item_over_capacity() -> None:
@@ -214,3 +214,13 @@ def test_module_loss_packed_equals_padded(module: CausalLMModule) -> None:
     (pt, pc), (ut, uc) = losses
     assert pc == uc
     assert abs((pt / pc - ut / uc).item()) < 1e-5
+
+
+def test_minimum_bin_slack_closes_what_best_fit_leaves_open() -> None:
+    sizes = [5, 4, 3, 3, 3, 2]  # 20 tokens, capacity 10: two full bins exist
+    assert len(best_fit_decreasing(np.array(sizes), 10)) == 3  # 5+4, 3+3+3, 2
+    bins = pack_bins(sizes, 10)
+    assert len(bins) == 2 and sorted(i for b in bins for i in b) == list(range(6))
+    assert all(sum(sizes[i] for i in b) == 10 for b in bins)
+    assert bins == pack_bins(sizes, 10)  # deterministic
+    assert minimum_bin_slack(np.array([7, 7, 7]), 10) == [[0], [1], [2]]  # equal lengths: index order

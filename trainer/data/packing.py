@@ -23,7 +23,104 @@ from trainer.data.encoded import IGNORE, TokenizedSet
 
 
 def pack_bins(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[int]]:
-    """Group item indices into bins whose total length is at most `capacity`: best-fit decreasing.
+    """Group item indices into bins whose total length is at most `capacity`, in as few bins as we can.
+
+    Best-fit decreasing first (fast, and at the lower bound ceil(tokens / capacity) on large sets). When
+    it ends above that bound and the set is small enough, minimum bin slack is tried too and the fewer
+    bins win: on the 999 Alpaca demo examples (Llama 2 tokenizer, 2048) best fit needs 115 rows where 114
+    suffice, and one row is 0.9 % of the slots.
+    """
+    sizes = _checked(lengths, capacity)
+    if sizes.size == 0:
+        return []
+    bins = best_fit_decreasing(sizes, capacity)
+    lower = -(-int(sizes.sum()) // capacity)
+    if len(bins) > lower and _slack_cost(sizes, lower) <= MAX_SLACK_WORK:
+        tighter = minimum_bin_slack(sizes, capacity)
+        if len(tighter) < len(bins):
+            return tighter
+    return bins
+
+
+# Bigint shifts that minimum_bin_slack may spend (about 1 s of Python); beyond it best fit stands alone.
+MAX_SLACK_WORK = 3_000_000
+
+
+def _slack_cost(sizes: np.ndarray, bins: int) -> int:
+    """Shifts per bin (distinct lengths, binary-split by their counts) times the bins."""
+    _, counts = np.unique(sizes, return_counts=True)
+    return bins * int(np.sum(1 + np.floor(np.log2(counts))))
+
+
+def minimum_bin_slack(sizes: np.ndarray, capacity: int) -> list[list[int]]:
+    """Each bin takes the longest item left, then the subset of the remaining items that fills the rest
+    best (a subset sum over the distinct lengths, counts binary-split, as one Python int of bits);
+    deterministic: items of equal length are taken in index order."""
+    pools: dict[int, list[int]] = {}  # length -> indices, highest first, so pop() takes the lowest
+    for index in range(len(sizes) - 1, -1, -1):
+        pools.setdefault(int(sizes[index]), []).append(index)
+    bins: list[list[int]] = []
+    while pools:
+        longest = max(pools)
+        members = [_take(pools, longest)]
+        room = capacity - longest
+        for length, k in _best_subset(pools, room):
+            members += [_take(pools, length) for _ in range(k)]
+        bins.append(sorted(members))
+    return bins
+
+
+def _take(pools: dict[int, list[int]], length: int) -> int:
+    pool = pools[length]
+    index = pool.pop()
+    if not pool:
+        del pools[length]
+    return index
+
+
+def _best_subset(pools: dict[int, list[int]], room: int) -> list[tuple[int, int]]:
+    """(length, how many) filling at most `room` as fully as possible."""
+    chunks: list[tuple[int, int]] = []
+    for length in sorted((n for n in pools if n <= room), reverse=True):
+        left, k = min(len(pools[length]), room // length), 1
+        while left > 0:
+            chunks.append((length, min(k, left)))
+            left -= min(k, left)
+            k *= 2
+    mask = (1 << (room + 1)) - 1
+    reach, before = 1, []
+    for length, k in chunks:
+        before.append(reach)
+        reach = (reach | (reach << (length * k))) & mask
+        if reach >> room & 1:
+            break  # a perfect fill
+    target = reach.bit_length() - 1
+    used = []
+    for j in range(len(before) - 1, -1, -1):
+        if before[j] >> target & 1:
+            continue  # reachable without chunk j
+        used.append(chunks[j])
+        target -= chunks[j][0] * chunks[j][1]
+    return used
+
+
+def _checked(lengths: Sequence[int] | np.ndarray, capacity: int) -> np.ndarray:
+    if capacity <= 0:
+        raise ValueError(f"capacity must be positive, got {capacity}")
+    sizes = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if sizes.size and sizes.min() < 0:
+        raise ValueError("lengths must not be negative")
+    if sizes.size and sizes.max() > capacity:
+        longest = int(np.argmax(sizes))
+        raise ValueError(
+            f"item {longest} has {int(sizes[longest])} tokens, more than the packing capacity {capacity}; "
+            "drop or truncate long examples before packing"
+        )
+    return sizes
+
+
+def best_fit_decreasing(sizes: np.ndarray, capacity: int) -> list[list[int]]:
+    """Best-fit decreasing.
 
     Items are placed longest first (ties by index, so the result depends only on the input); each goes
     into the open bin it fills most tightly, or a new bin when none has room. Best fit and first fit
@@ -36,19 +133,6 @@ def pack_bins(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[i
     item costs one bisect, not a pass over all bins. Bins come out in the order they were opened,
     each with its indices in ascending order, so rows are reproducible.
     """
-    if capacity <= 0:
-        raise ValueError(f"capacity must be positive, got {capacity}")
-    sizes = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    if sizes.size == 0:
-        return []
-    if sizes.min() < 0:
-        raise ValueError("lengths must not be negative")
-    if sizes.max() > capacity:
-        longest = int(np.argmax(sizes))
-        raise ValueError(
-            f"item {longest} has {int(sizes[longest])} tokens, more than the packing capacity {capacity}; "
-            "drop or truncate long examples before packing"
-        )
     order = np.argsort(-sizes, kind="stable")  # longest first; stable sort keeps ties in index order
     bins: list[list[int]] = []
     free: list[list[int]] = [[] for _ in range(capacity + 1)]  # remaining space -> bins, as a stack
