@@ -314,3 +314,12 @@ def test_preprocess_builds_the_cache_prints_counts_and_debug_view(tmp_path: Path
     assert second.returncode == 0 and f"hit {cache}" in second.stdout
     bad = run_cli(["preprocess", "--debug", "x"], cwd=tmp_path)
     assert bad.returncode == 2 and "--debug needs a number of examples, got 'x'" in bad.stderr
+
+
+def test_nothing_left_for_another_reason_points_at_the_format(tmp_path: Path, tok) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps([{"text": "  "}]))
+    cfg = data_cfg(tmp_path / "c", {"e": {"path": str(empty), "format": {"type": "completion"}}})
+    with pytest.raises(UserError, match=r"dropped: 1 empty text") as info:
+        prepare_data(cfg, tok, seed=0)
+    assert info.value.hint == "check that data.datasets.e.format matches the records (its type and field names)"

@@ -121,7 +121,7 @@ def test_alpaca_custom_fields_and_missing_field_error(tok: Any) -> None:
         encode_dataset([ALPACA, {"instruction": "x"}], AlpacaFormat(), tok, opts(), KEY)
     assert err.value.message.startswith(f"{KEY}: example 1 has no text field 'output' (missing)")
     assert err.value.hint
-    with pytest.raises(UserError, match=r"example 11 has no text field 'instruction' \(a int\)"):
+    with pytest.raises(UserError, match=r"example 11 has no text field 'instruction' \(a number\)"):
         encode_dataset([{"instruction": 3, "output": "x"}], AlpacaFormat(), tok, opts(), KEY, first_index=11)
 
 

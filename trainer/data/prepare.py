@@ -81,7 +81,9 @@ def _encode_all(
             raise UserError(
                 f"{key}: no example is left after encoding ({stats[name].read:,} read; dropped: "
                 f"{stats[name].describe_drops()})",
-                hint="raise data.sequence_len, set data.too_long=truncate, or check the format's fields",
+                hint="raise data.sequence_len or set data.too_long=truncate"
+                if set(stats[name].dropped) == {"too_long"}
+                else f"check that {key}.format matches the records (its type and field names)",
             )
         sets[name] = TokenizedSet.from_examples(examples)
     return sets, stats

@@ -221,7 +221,8 @@ def _text(file: Path, where: str) -> str:
         ) from None
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A JSON value's kind as a message says it: `an object`, `a list`, `a string`, `a number`..."""
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
     return kinds.get(type(value), "a number")
 
@@ -236,13 +237,13 @@ def _read_json(file: Path, where: str) -> list[Record]:
         ) from None
     if not isinstance(data, list):
         raise UserError(
-            f"{where}: expected a JSON list of objects, found {_json_kind(data)}",
+            f"{where}: expected a JSON list of objects, found {json_kind(data)}",
             hint='write the records as [{"field": ...}, ...], or as JSON Lines (.jsonl): one object a line',
         )
     bad = next((i for i, row in enumerate(data) if not isinstance(row, dict)), None)
     if bad is not None:
         raise UserError(
-            f"{where}: expected a JSON list of objects, the item at index {bad} is {_json_kind(data[bad])}",
+            f"{where}: expected a JSON list of objects, the item at index {bad} is {json_kind(data[bad])}",
             hint="make every item of the list an object with the dataset's fields",
         )
     return data
@@ -263,7 +264,7 @@ def _read_jsonl(file: Path, where: str) -> list[Record]:
             ) from None
         if not isinstance(row, dict):
             raise UserError(
-                f"{where}:{lineno}: expected a JSON object per line, found {_json_kind(row)}",
+                f"{where}:{lineno}: expected a JSON object per line, found {json_kind(row)}",
                 hint='write each line as {"field": ...}',
             )
         records.append(row)

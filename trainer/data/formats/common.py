@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from trainer.data.encoded import EncodeOptions, EncodeStats, Example, admit
+from trainer.data.sources import json_kind
 from trainer.errors import UserError
 
-FORMAT_HINT = "fix the record, or choose the data.format that matches the file"
+FORMAT_HINT = "fix the record, or set the dataset's format.type (and its field names) to match the file"
 
 
 def where(key: str, index: int) -> str:
@@ -23,14 +24,14 @@ def where(key: str, index: int) -> str:
 def got(record: Any, name: str) -> str:
     """`missing`, or the type found instead (`a list`), for an error message."""
     if not isinstance(record, dict):
-        return f"the record is a {type(record).__name__}, not an object"
-    return "missing" if name not in record else f"a {type(record[name]).__name__}"
+        return f"the record is {json_kind(record)}, not an object"
+    return "missing" if name not in record else json_kind(record[name])
 
 
 def require_record(record: Any, key: str, index: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise UserError(
-            f"{where(key, index)} is a {type(record).__name__}, not an object with named fields",
+            f"{where(key, index)} is {json_kind(record)}, not an object with named fields",
             hint=FORMAT_HINT,
         )
     return record
@@ -54,7 +55,7 @@ def optional_text(record: dict[str, Any], name: str, key: str, index: int) -> st
         return ""
     if not isinstance(value, str):
         raise UserError(
-            f"{where(key, index)}: field {name!r} is a {type(value).__name__}, expected text or null",
+            f"{where(key, index)}: field {name!r} is {json_kind(value)}, expected text or null",
             hint=FORMAT_HINT,
         )
     return value

@@ -14,6 +14,7 @@ from typing import Any
 
 from trainer.config.dataset import ROLES, ChatFormat
 from trainer.data.formats.common import FORMAT_HINT, got, where
+from trainer.data.sources import json_kind
 from trainer.errors import UserError
 
 Message = dict[str, Any]
@@ -31,7 +32,7 @@ def _content(value: Any, key: str, index: int, j: int) -> str:
         return value
     if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
         return "".join(str(p.get("text", "")) for p in value)
-    raise _fail(key, index, f", message {j}: content is a {type(value).__name__}; expected text")
+    raise _fail(key, index, f", message {j}: content is {json_kind(value)}; expected text")
 
 
 def _call(raw: Any, key: str, index: int, j: int) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def _openai(messages: list[Any], key: str, index: int) -> list[Message]:
         calls = m.get("tool_calls")
         if calls:
             if not isinstance(calls, list):
-                raise _fail(key, index, f", message {j}: tool_calls is a {type(calls).__name__}, not a list")
+                raise _fail(key, index, f", message {j}: tool_calls is {json_kind(calls)}, not a list")
             msg["tool_calls"] = [_call(c, key, index, j) for c in calls]
         for extra in ("tool_call_id", "name"):
             if m.get(extra) is not None:
