@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -253,6 +254,9 @@ def test_more_mistakes_name_the_key_and_the_fix(runs: Runs, tmp_path: Path) -> N
     (no_base / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": None}))
     bad_file = tmp_path / "bad.jsonl"
     bad_file.write_text('{"instruction": 3}\n')
+    broken_run = tmp_path / "broken_run"
+    shutil.copytree(runs.full, broken_run)
+    (broken_run / "config.yaml").write_text("run: [not closed\n")
     source = f"infer.source={runs.full}"
     run_folder = "is a run folder, which brings its own config; data.eval_batch=8 would not change it"
     cases = [
@@ -265,6 +269,7 @@ def test_more_mistakes_name_the_key_and_the_fix(runs: Runs, tmp_path: Path) -> N
         (generate, [source, f"infer.prompt_file={tmp_path / 'none.json'}"], "none.json: file not found"),
         (generate, [source, f"infer.prompt_file={bad_file}"], "bad.jsonl: record 0 has no text field"),
         (merge, [f"infer.source={no_base}"], "the adapter names no base model"),
+        (generate, [f"infer.source={broken_run}", "infer.prompts=[a]"], "its config.yaml cannot be read"),
         (merge, ["infer.out=x"], "merge needs a PEFT adapter (no infer.source: nothing to merge)"),
     ]
     for command, args, expected in cases:

@@ -199,6 +199,20 @@ def test_damaged_cache_entry_is_rebuilt_and_dry_runs_write_nothing(tmp_path: Pat
     (folder / "meta.json").write_text("{not json")
     again = prepare_data(cfg, tok, seed=0)
     assert again.summary.cache.startswith("built") and rows_of(again.train) == rows_of(built.train)
+    assert prepare_data(cfg, tok, seed=0).summary.cache == f"hit {folder}"  # the entry was replaced
+
+
+def test_tokenizer_key_reads_only_tokenizer_files(tmp_path: Path, tok) -> None:
+    from trainer.data.cache import tokenizer_fingerprint
+
+    folder = tmp_path / "model"
+    tok.save_pretrained(folder)
+    loaded = AutoTokenizer.from_pretrained(folder)
+    before = tokenizer_fingerprint(loaded)
+    (folder / "model.safetensors").write_bytes(b"weights that must not be read")
+    assert tokenizer_fingerprint(loaded) == before
+    (folder / "tokenizer_config.json").write_text((folder / "tokenizer_config.json").read_text() + " ")
+    assert tokenizer_fingerprint(loaded) != before
 
 
 def test_encoding_in_worker_processes_equals_one_process(tmp_path: Path, tok) -> None:
@@ -322,4 +336,25 @@ def test_nothing_left_for_another_reason_points_at_the_format(tmp_path: Path, to
     cfg = data_cfg(tmp_path / "c", {"e": {"path": str(empty), "format": {"type": "completion"}}})
     with pytest.raises(UserError, match=r"dropped: 1 empty text") as info:
         prepare_data(cfg, tok, seed=0)
-    assert info.value.hint == "check that data.datasets.e.format matches the records (its type and field names)"
+    assert (
+        info.value.hint == "check that data.datasets.e.format matches the records (its type and field names)"
+    )
+
+
+def test_debug_view_prints_data_that_looks_like_markup(tmp_path: Path, capsys) -> None:
+    from tests.conftest import load_config
+    from trainer.preprocess import preprocess
+
+    data = tmp_path / "inst.json"
+    data.write_text(json.dumps([{"instruction": "[INST] hi [/INST] [bold]", "output": "ok"}] * 4))
+    cfg = load_config(
+        [
+            f"data.datasets.tiny_tasks.path={data}",
+            "data.validation=null",
+            f"data.cache_dir={tmp_path}",
+            "trainer.val_every=disable",
+            "trainer.val_at_start=false",
+        ]
+    )
+    preprocess(cfg, debug=1, color=True)  # colours on: rich must not read the text as markup
+    assert "[INST] hi [/INST] [bold]" in capsys.readouterr().out

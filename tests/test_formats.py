@@ -251,7 +251,13 @@ def test_shipped_template_text(tok: Any) -> None:
 
 
 def test_resolve_chat_template(tok: Any) -> None:
-    assert SHIPPED == ("chatml", "llama3")
+    # The names the config accepts are exactly the templates shipped, and each has its file.
+    from typing import get_args
+
+    from trainer.config.data import DataConfig
+
+    accepted = set(get_args(DataConfig.model_fields["chat_template"].annotation)) - {"auto"}
+    assert set(SHIPPED) == accepted and all(shipped_template(n).strip() for n in SHIPPED)
     assert resolve_chat_template("auto", tok) == tok.chat_template
     assert resolve_chat_template("chatml", tok) == shipped_template("chatml") != tok.chat_template
     with pytest.raises(UserError, match="unknown template"):
@@ -370,6 +376,16 @@ def test_pretokenized(tok: Any) -> None:
         )
     with pytest.raises(UserError, match="should be a list of integers"):
         encode_dataset([{"input_ids": "1 2 3"}], fmt, tok, opts(), KEY)
+    with pytest.raises(
+        UserError, match=rf"{KEY}: example 0: input_ids holds -100, outside the tokenizer's ids"
+    ):
+        encode_dataset([{"input_ids": [1, -100, 3]}], fmt, tok, opts(), KEY)
+
+
+def test_sharegpt_from_that_is_not_text(tok: Any) -> None:
+    record = {"conversations": [{"from": ["human"], "value": "hi"}, {"from": "gpt", "value": "yo"}]}
+    with pytest.raises(UserError, match=r"ShareGPT role \['human'\] is not in role_map"):
+        encode_dataset([record], ChatFormat(field="conversations"), tok, opts(tok), KEY)
 
 
 # --- debug view -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from trainer.boundary import USER_ERRORS, register_resolvers, report_and_exit, t
 from trainer.config import ConfigError
 from trainer.hub import preflight
 from trainer.overrides import check as check_overrides
+from trainer.quiet_entry import CONF_DIR
 
 register_resolvers()
 
@@ -30,10 +31,6 @@ def _launcher_facts() -> dict[str, Any]:
     if hc.mode != RunMode.MULTIRUN:
         return {}
     return {"run.sweep": {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}}
-
-
-# Absolute, so the same conf/ is found from `python -m trainer`, the `trainer` console script and `-c`.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")

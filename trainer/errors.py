@@ -10,6 +10,13 @@ from __future__ import annotations
 EXIT_USER_ERROR = 2
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to `limit`: enough to search for, short enough for
+    a one-line error about a library failure."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 class UserError(Exception):
     """A problem the user can fix: bad config value, missing file, unreachable hub id."""
 

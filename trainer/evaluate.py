@@ -24,7 +24,7 @@ from typing import Any
 
 from trainer.config import TrainConfig
 from trainer.config.dataset import CompletionFormat
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 from trainer.quiet_entry import quiet_main
 
 
@@ -167,7 +167,7 @@ def log_to_mlflow(src: Any, metrics: dict[str, float]) -> str | None:
             _log(client, run_id, metrics, 0)
             client.set_terminated(run_id)
     except MlflowException as err:
-        first = str(err).strip().splitlines()[0][:200]
+        first = first_line(err)
         raise UserError(
             f"MLflow at {uri}: {first}", hint="check tracker.uri and the run's mlflow_run_id"
         ) from None

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from trainer.config import ConfigError, TrainConfig, validate
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 
 SOURCE_HINT = "give a run folder (outputs/<experiment>/<run>), a model folder or a PEFT adapter folder"
 # Overrides that do not change the training config: allowed with a run folder as the source.
@@ -81,7 +81,16 @@ def _run_source(composed: TrainConfig, run_dir: Path, args: list[str]) -> Source
             "trainer.export_model=false, or not finished)",
             hint="export it by training with trainer.export_model=true, or give a model folder",
         )
-    data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        data = err
+    if not isinstance(data, dict):
+        raise UserError(
+            f"infer.source={composed.infer.source}: its config.yaml cannot be read as a run config "
+            f"({first_line(data) if isinstance(data, BaseException) else 'not a mapping'})",
+            hint=f"use infer.source={model_dir} with the overrides the run was trained with",
+        )
     data["infer"] = composed.infer.model_dump(mode="json")
     try:
         cfg = validate(data)
@@ -143,7 +152,7 @@ def check_adapter_base(src: Source) -> None:
 
 def load_error(src: Source, err: Exception, what: str = "load") -> UserError:
     """A folder that transformers or peft could not load (or merge), as one line."""
-    first = (str(err).strip().splitlines() or [""])[0][:200]
+    first = first_line(err)
     return UserError(
         f"infer.source={src.cfg.infer.source}: could not {what} {src.model_dir} "
         f"({type(err).__name__}: {first})",
@@ -214,6 +223,6 @@ def load_model(src: Source, tokenizer: Any) -> Any:
                 from transformers import AutoModelForCausalLM
 
                 model = AutoModelForCausalLM.from_pretrained(src.model_dir, **kwargs)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, ImportError) as err:  # ImportError: e.g. flash-attn not installed
             raise load_error(src, err) from None
     return model.to(device()).eval()

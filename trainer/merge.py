@@ -20,7 +20,9 @@ def output_folder(cfg: TrainConfig, adapter: Path, run_dir: Path | None) -> Path
     """infer.out, else beside the adapter: <run>/model_merged for a run, <adapter>/merged otherwise."""
     if cfg.infer.out is not None:
         return Path(cfg.infer.out).expanduser().resolve()
-    return run_dir / "model_merged" if run_dir is not None else adapter / "merged"
+    from trainer.export import MERGED_FOLDER
+
+    return run_dir / MERGED_FOLDER if run_dir is not None else adapter / "merged"
 
 
 def merge(cfg: TrainConfig, args: list[str]) -> Path:

@@ -42,6 +42,7 @@ def preprocess(cfg: TrainConfig, debug: int, color: bool) -> None:
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
+    from rich.text import Text
 
     from trainer.data.debug_view import show_example
     from trainer.data.prepare import prepare_data
@@ -54,7 +55,8 @@ def preprocess(cfg: TrainConfig, debug: int, color: bool) -> None:
     examples = getattr(data.train, "examples", data.train)  # packed rows keep their examples
     for i in range(min(debug, len(examples))):
         console.rule(f"training example {i} ({len(examples[i]['input_ids'])} tokens)")
-        console.print(show_example(examples[i], tokenizer, color=color), markup=color)
+        # The data's own text may look like markup ("[/INST]"): print it as text, colours from ANSI codes.
+        console.print(Text.from_ansi(show_example(examples[i], tokenizer, color=color)))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()

@@ -19,6 +19,7 @@ from trainer.overrides import check as check_overrides
 
 register_resolvers()
 
+# Absolute, so the same conf/ is found from `python -m trainer`, the `trainer` console script and `-c`.
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Appended to the command line: no run folder, no .hydra/, no log file.

@@ -33,17 +33,36 @@ def cache_root(configured: str | None) -> Path:
     return Path.home() / ".cache" / "trainer" / "data"
 
 
+# The files that define a tokenizer; a model folder's weights and other files are not among them.
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer.model",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """The tokenizer's content, not its path: the files of its local folder (fast: a 1.3 MB Llama 2
-    tokenizer hashes in milliseconds where serializing it takes 0.09 s), else its serialized pipeline;
-    plus what can change after loading: added tokens, special tokens, the BOS switch."""
+    """The tokenizer's content, not its path: the tokenizer files of its local folder (a 1.3 MB Llama 2
+    tokenizer hashes in milliseconds where serializing it takes 0.09 s; a model folder's weights are
+    not read), else its serialized pipeline; plus what can change after loading: added tokens, special
+    tokens, the BOS switch."""
+    from trainer.data.sources import hash_file
+
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     folder = Path(str(getattr(tokenizer, "name_or_path", "")))
-    files = sorted(f for f in folder.iterdir() if f.is_file()) if folder.is_dir() else []
+    files = sorted(f for f in folder.iterdir() if f.name in TOKENIZER_FILES) if folder.is_dir() else []
     if files:
         for f in files:
-            h.update(f.name.encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+            hash_file(h, f.name, f)
     elif getattr(tokenizer, "backend_tokenizer", None) is not None:
         h.update(tokenizer.backend_tokenizer.to_str().encode())
     else:  # slow tokenizers: the vocabulary is what decides the ids
@@ -112,6 +131,10 @@ def store(
         "stats": {part: {n: s.to_dict() for n, s in by_name.items()} for part, by_name in stats.items()},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    if final.exists() and load(root, key) is None:  # a damaged entry: move it aside, then replace it
+        aside = root / f".{key}.{os.getpid()}.damaged"
+        os.rename(final, aside)
+        shutil.rmtree(aside, ignore_errors=True)
     try:
         os.rename(tmp, final)
     except OSError:  # another process finished first: its entry is identical

@@ -2,8 +2,8 @@
 
 A fast tokenizer already spreads one batch over threads, but rendering chat templates and building
 label masks is Python; with tens of thousands of records and spare cores, chunks go to forked worker
-processes (no re-import, the tokenizer is inherited) and come back in order, so the result is the same
-as one process.
+processes (no re-import of the libraries; each chunk, with the tokenizer, is pickled to its worker) and
+come back in order, so the result is the same as one process.
 """
 
 from __future__ import annotations

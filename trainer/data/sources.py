@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config.dataset import SUFFIX_TYPES, DatasetConfig
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 from trainer.hub import download_hint, looks_local, require_hub
 
 Record = dict[str, Any]
@@ -73,14 +73,19 @@ def fingerprint(ds: DatasetConfig, key: str) -> str:
     saved = _is_saved_dataset(root)
     files = _all_files(root) if saved else [(rel, f) for rel, f, _ in _data_files(root, ds, key)]
     for relative, file in files:
-        _update(digest, relative, str(file.stat().st_size))
         try:
-            with file.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
+            hash_file(digest, relative, file)
         except OSError as err:
             raise _unreadable(_where(key, file), err) from None
     return digest.hexdigest()
+
+
+def hash_file(digest: Any, name: str, file: Path) -> None:
+    """Add a file's name, size and bytes (read in 1 MiB chunks) to `digest`."""
+    _update(digest, name, str(file.stat().st_size))
+    with file.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
 
 
 def _where(key: str, path: object) -> str:
@@ -194,8 +199,7 @@ def _load_saved(root: Path, ds: DatasetConfig, key: str) -> Any:
 
 def _describe(err: BaseException) -> str:
     """The exception's type and first line: enough to search for, short enough for a one-line error."""
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
+    return f"{type(err).__name__}: {first_line(err)}"
 
 
 # --- local file readers: each takes the file and the `key.path=file` prefix of its errors ---------------

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from trainer.config.model import ModelConfig
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 from trainer.hub import download_hint, looks_local, require_hub
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -40,7 +40,7 @@ def _ships_code(source: str) -> bool:
 
 
 def _hub_error(key: str, source: str, err: Exception, trust_remote_code: bool = False) -> UserError:
-    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    first = first_line(err)
     if not trust_remote_code and _ships_code(source):
         # transformers refuses custom code it may not run; a missing model_type fails the same way.
         return UserError(

@@ -82,7 +82,7 @@ def _sharegpt(messages: list[Any], role_map: dict[str, str], key: str, index: in
         if not isinstance(m, dict) or "from" not in m:
             raise _fail(key, index, f", message {j} has no 'from' key; ShareGPT messages are {{from, value}}")
         source = m["from"]
-        target = role_map.get(source)
+        target = role_map.get(source) if isinstance(source, str) else None
         if target is None:
             raise _fail(
                 key,

@@ -55,8 +55,24 @@ def encode(
     key: str,
     first_index: int = 0,
 ) -> tuple[list[Example], EncodeStats]:
-    pairs = (ids_and_labels(r, fmt, key, first_index + i) for i, r in enumerate(records))
+    pairs = (
+        _in_vocab(ids_and_labels(r, fmt, key, first_index + i), len(tokenizer), fmt, key, first_index + i)
+        for i, r in enumerate(records)
+    )
     return admit_each(pairs, opts, key, first_index, len(records))
+
+
+def _in_vocab(
+    pair: tuple[list[int], list[int]], size: int, fmt: PretokenizedFormat, key: str, index: int
+) -> tuple[list[int], list[int]]:
+    """Ids outside the vocabulary would fail deep in the embedding lookup (or as a CUDA assert)."""
+    bad = next((t for t in pair[0] if not 0 <= t < size), None)
+    if bad is not None:
+        raise UserError(
+            f"{where(key, index)}: {fmt.input_ids} holds {bad}, outside the tokenizer's ids 0..{size - 1}",
+            hint="tokenize with the model's tokenizer (labels, not input_ids, use -100 for untrained tokens)",
+        )
+    return pair
 
 
 def prompt_ids(record: dict[str, Any], fmt: PretokenizedFormat) -> list[int]:
