@@ -81,6 +81,9 @@ def test_text_file_is_one_document(tmp_path: Path) -> None:
     f = tmp_path / "a.txt"
     f.write_text("line one\nline two\n")
     assert _load(f) == [{"text": "line one\nline two\n"}]
+    # A completion format that reads another field gets the document there.
+    body = DatasetConfig(path=str(f), format={"type": "completion", "field": "body"})
+    assert load_records(body, "data.datasets.t") == [{"body": "line one\nline two\n"}]
 
 
 def test_save_to_disk_dataset(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.config.dataset import SUFFIX_TYPES, DatasetConfig
+from trainer.config.dataset import SUFFIX_TYPES, CompletionFormat, DatasetConfig
 from trainer.errors import UserError, first_line
 from trainer.hub import download_hint, looks_local, require_hub
 
@@ -48,8 +48,13 @@ def load_records(ds: DatasetConfig, key: str) -> list[Record]:
             records = _load_saved(root, ds, key).to_list()
         else:
             records = []
+            # A .txt document lands in the field the completion format reads (`text` unless renamed).
+            text_field = ds.format.field if isinstance(ds.format, CompletionFormat) else "text"
             for _, file, file_type in _data_files(root, ds, key):
-                records.extend(_READERS[file_type](file, _where(key, file)))
+                rows = _READERS[file_type](file, _where(key, file))
+                if file_type == "text":
+                    rows = [{text_field: r["text"]} for r in rows]
+                records.extend(rows)
     if not records:
         raise UserError(f"{where}: holds no examples", hint=f"add examples, or remove {key} from the config")
     return records
