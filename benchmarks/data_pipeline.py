@@ -47,13 +47,9 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> N
 
 def load_config(run_dir: str) -> Any:
     """The default config, through the same compose -> validate path as the CLI."""
-    from hydra import compose, initialize_config_dir
+    from trainer.boundary import compose
 
-    from trainer.boundary import register_resolvers, to_train_config
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return to_train_config(compose(config_name="train", overrides=[f"run.dir={run_dir}"]))
+    return compose([f"run.dir={run_dir}"], "benchmark").cfg
 
 
 def llama_tokenizer() -> Any | None:
@@ -106,7 +102,7 @@ def bench_packing(workloads: list[tuple[str, Any, Any, tuple[int, ...]]]) -> Non
         for seq in lens:
             cfg = base.model_copy(update={"sequence_len": seq, "packing": True, "cache": False})
             data = prepare_data(cfg, tok, 1234)
-            packed, lengths = data.train, data.train.examples.lengths
+            packed, lengths = data.packed, data.examples.lengths
             padded = padded_efficiency(lengths)
             # No packing needs fewer rows than: tokens / capacity; examples over half a row (one each);
             # examples / the most that fit in one row (the shortest ones).
@@ -141,9 +137,10 @@ def train(cfg: Any, model_config: Any, batches: list[dict]) -> list[float]:
     """Forward + backward + clip + AdamW step over the batches; the time at the end of each step."""
     import torch
 
+    from trainer.data.collate import model_inputs
     from trainer.models.build import build_model
-    from trainer.models.module import token_loss
     from trainer.models.optim import build_optimizer
+    from trainer.models.scoring import token_loss
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg.model, model_config)
@@ -151,8 +148,7 @@ def train(cfg: Any, model_config: Any, batches: list[dict]) -> list[float]:
     optimizer = build_optimizer(model, cfg.optimizer)
     stamps = []
     for batch in batches:
-        inputs = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
-        logits = model(input_ids=batch["input_ids"], use_cache=False, **inputs).logits
+        logits = model(**model_inputs(batch), use_cache=False).logits
         total, count = token_loss(logits, batch["labels"])
         (total / count.clamp(min=1)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip or float("inf"))
@@ -171,8 +167,7 @@ def rates(stamps: list[float], tokens: list[int], warmup: int) -> tuple[float, f
 def bench_training(cfg: Any, tok: Any, workloads: list[tuple[str, Any, int]], args: Any) -> None:
     import torch
 
-    from trainer.data.datamodule import Collator
-    from trainer.data.packing import PackedCollator
+    from trainer.data.collate import Collator, PackedCollator
     from trainer.data.prepare import prepare_data
     from trainer.models.build import hf_config
 
@@ -180,14 +175,14 @@ def bench_training(cfg: Any, tok: Any, workloads: list[tuple[str, Any, int]], ar
     print(f"\n(torch threads={torch.get_num_threads()}; {args.warmup} warm-up + {args.steps} timed steps)")
     rows = []
     for name, data_cfg, rows_per_step in workloads:
-        packed = prepare_data(data_cfg.model_copy(update={"packing": True, "cache": False}), tok, 1234).train
+        packed = prepare_data(data_cfg.model_copy(update={"packing": True, "cache": False}), tok, 1234).packed
         per_row = len(packed.examples) / len(packed)
         m = max(1, round(rows_per_step * per_row))
         n = args.warmup + args.steps
         padded_b = batches_for(packed.examples, m, n, 1, Collator(tok.pad_token_id))
         packed_b = batches_for(packed, rows_per_step, n, 1, PackedCollator(tok.pad_token_id))
         sides = {
-            "padded": (padded_b, [int(b["attention_mask"].sum()) for b in padded_b]),
+            "padded": (padded_b, [int(b["real_tokens"]) for b in padded_b]),
             "packed": (packed_b, [int(b["real_tokens"]) for b in packed_b]),
         }
         got: dict[str, list[tuple[float, float]]] = {"padded": [], "packed": []}
@@ -254,7 +249,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="training steps before the timed ones")
     parser.add_argument("--repeats", type=int, default=2, help="alternating training runs; timing repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in training; 0: torch's own")
-    parser.add_argument("--quick", action="store_true", help="8 timed steps, 2 warm-up, 1 repeat")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="8 timed steps, 2 warm-up, 1 repeat")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup, args.repeats = 8, 2, 1

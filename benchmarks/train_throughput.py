@@ -30,31 +30,31 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
 
-from trainer.boundary import register_resolvers, to_train_config
+from trainer.boundary import compose
 from trainer.config import TrainConfig
+from trainer.data.collate import model_inputs
 from trainer.data.datamodule import InstructionDataModule
 from trainer.models.build import build_model, hf_config, load_tokenizer
-from trainer.models.module import CausalLMModule, token_loss
 from trainer.models.optim import build_optimizer, build_scheduler
+from trainer.models.scoring import token_loss
+from trainer.parallel import for_config
+from trainer.training.module import CausalLMModule
 
 ROOT = Path(__file__).resolve().parents[1]
 Batch = dict[str, torch.Tensor]
 # No tracker, progress bar, validation, checkpoints or export: only training is left to time.
 QUIET = (
-    "tracker=none trainer.progress_bar=false trainer.val_every=disable data.validation=null"
+    "tracker=none trainer.progress_bar=false trainer.val_every=disable trainer.val_at_start=false"
+    " data.validation=null"
     " trainer.checkpoint_every=disable trainer.save_last=false trainer.export_model=false"
 ).split()
 
 
 def load_config(run_dir: str, steps: int) -> TrainConfig:
     """The same compose -> validate path as the CLI, with everything that writes or validates off."""
-    register_resolvers()
-    overrides = [f"run.dir={run_dir}", f"trainer.max_steps={steps}", *QUIET]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return to_train_config(compose(config_name="train", overrides=overrides))
+    return compose([f"run.dir={run_dir}", f"trainer.max_steps={steps}", *QUIET], "benchmark").cfg
 
 
 def steady_rates(stamps: list[float], batches: list[Batch], warmup: int) -> tuple[float, float]:
@@ -62,7 +62,7 @@ def steady_rates(stamps: list[float], batches: list[Batch], warmup: int) -> tupl
 
     The first is the honest throughput; the second shrugs off bursts of other work on the same cores.
     """
-    tokens = [int(b["attention_mask"].sum()) for b in batches]
+    tokens = [int(b["real_tokens"]) for b in batches]
     per_step = [tokens[i] / (stamps[i] - stamps[i - 1]) for i in range(warmup + 1, len(stamps))]
     return sum(tokens[warmup + 1 :]) / (stamps[-1] - stamps[warmup]), statistics.median(per_step)
 
@@ -84,7 +84,7 @@ class StepClock(L.Callback):
 
 def run_ours(cfg: TrainConfig, model_config: Any, batches: list[Batch], run_dir: str) -> tuple[list, float]:
     torch.manual_seed(cfg.run.seed)
-    module = CausalLMModule(cfg, model_config, len(batches))
+    module = CausalLMModule(cfg, model_config, len(batches), for_config(cfg))
     clock = StepClock()
     trainer = L.Trainer(
         accelerator="cpu",
@@ -115,9 +115,7 @@ def run_baseline(cfg: TrainConfig, model_config: Any, batches: list[Batch]) -> t
     stamps: list[float] = []
     first_loss = float("nan")
     for step, batch in enumerate(batches):
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
+        logits = model(**model_inputs(batch), use_cache=False).logits
         total, count = token_loss(logits, batch["labels"])
         loss = total / count.clamp(min=1)
         loss.backward()
@@ -140,7 +138,7 @@ def bench_steps(steps: int, repeats: int, warmup: int) -> list[tuple[str, str]]:
         data = InstructionDataModule(cfg.data, tok, cfg.run.seed)
         data.prepare()
         batches = list(islice(cycle(data.train_dataloader()), steps))
-        n_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        n_tokens = sum(int(b["real_tokens"]) for b in batches)
         n_params = sum(p.numel() for p in build_model(cfg.model, model_config).parameters())
         print(
             f"model: {n_params:,} params"
@@ -186,7 +184,7 @@ def bench_startup(repeats: int) -> list[tuple[str, str]]:
     bare = [sys.executable, "-c", "import torch, lightning, transformers"]
     imports, cli = [], []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as out:
-        overrides = [*QUIET, "trainer.max_steps=1", "trainer.val_at_start=false"]
+        overrides = [*QUIET, "trainer.max_steps=1"]
         overrides.append(f"run.output_root={out}")
         for _ in range(repeats):
             imports.append(wall(bare, env, ROOT))
@@ -205,7 +203,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side")
     parser.add_argument("--warmup", type=int, default=10, help="first steps left out of the rate")
     parser.add_argument("--skip-startup", action="store_true", help="only measure step throughput")
+    parser.add_argument(
+        "--smoke", action="store_true", help="smallest size (CI): 8 steps, 2 warm-up, 1 repeat"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.warmup, args.repeats = 8, 2, 1
     if args.steps <= args.warmup + 1:
         parser.error("--steps must be larger than --warmup + 1")
     for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*validation_step.*"):

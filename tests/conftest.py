@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 
-from trainer.boundary import register_resolvers, to_train_config
+from trainer.boundary import CONF_DIR, Invocation, from_composed, register_resolvers
+from trainer.boundary import compose as compose_command
 from trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = CONF_DIR
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -35,7 +36,17 @@ def load_config(
     overrides: list[str] | None = None, run_dir: Path | str = "/tmp/trainer-test-run"
 ) -> TrainConfig:
     """The same compose -> validate path as the CLI, with the run folder given explicitly."""
-    return to_train_config(compose_dict([f"run.dir={run_dir}", *(overrides or [])]))
+    return from_composed(compose_dict([f"run.dir={run_dir}", *(overrides or [])]))
+
+
+def as_invocation(cfg: TrainConfig) -> Invocation:
+    """A config validated in-process (load_config) as a command receives it, with no group choices."""
+    return Invocation(cfg, {}, (), Path(cfg.run.dir))
+
+
+def invocation(args: list[str], command: str = "trainer test") -> Invocation:
+    """What a command that does not train gets from the boundary for `args` (its command line)."""
+    return compose_command(args, command)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

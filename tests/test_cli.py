@@ -226,7 +226,7 @@ def test_unreachable_hub_model_fails_fast_with_local_path_hint(tmp_path: Path) -
 
 
 def test_train_function_is_callable_without_hydra(tmp_path: Path) -> None:
-    from trainer.train import train
+    from trainer.training.train import train
 
     cfg = load_config(
         [

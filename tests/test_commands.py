@@ -21,7 +21,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import cli_env, load_config, run_cli
+from tests.conftest import cli_env, invocation, load_config, run_cli
 from trainer.config import ConfigError
 from trainer.errors import UserError
 
@@ -124,7 +124,7 @@ def test_generate_prints_completions_for_prompts_and_a_prompt_file(runs: Runs, t
 
 
 def test_generate_sampling_is_seeded_and_streams(runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
-    from trainer.generate import generate
+    from trainer.commands.generate import generate
 
     def sample(seed: int, stream: bool = False) -> list[str]:
         args = [
@@ -135,7 +135,7 @@ def test_generate_sampling_is_seeded_and_streams(runs: Runs, capsys: pytest.Capt
             "infer.max_new_tokens=12",
             f"infer.seed={seed}",
         ]
-        return generate(load_config(args), args, stream=stream)
+        return generate(invocation(args), stream=stream)
 
     first, again, other = sample(7), sample(7), sample(8)
     assert first == again and first != other
@@ -169,18 +169,18 @@ def test_evaluate_reproduces_the_final_val_loss_and_logs_to_the_run(runs: Runs, 
 
 def test_evaluate_a_model_folder_on_the_composed_data(runs: Runs) -> None:
     """A model folder takes the composed config's data (here the same validation set) and tracker."""
-    from trainer.evaluate import evaluate
+    from trainer.commands.evaluate import evaluate
 
     _, val_loss, _ = _final_val_loss(MlflowClient(tracking_uri=runs.db), runs.full)
     args = [f"infer.source={runs.full / 'model'}", "tracker=none", "infer.batch_size=7"]
-    assert abs(evaluate(load_config(args), args).loss - val_loss) < 1e-4
+    assert abs(evaluate(invocation(args)).loss - val_loss) < 1e-4
     args = [
         f"infer.source={runs.full / 'model'}",
         "tracker=none",
         "infer.split=train",
         "infer.max_examples=9",
     ]
-    scores = evaluate(load_config(args), args)
+    scores = evaluate(invocation(args))
     assert scores.examples == 9 and scores.metrics("train")["eval_train/examples"] == 9
 
 
@@ -239,12 +239,12 @@ def test_mistakes_exit_2_with_one_line(
 
 
 def test_more_mistakes_name_the_key_and_the_fix(runs: Runs, tmp_path: Path) -> None:
-    from trainer.generate import generate
-    from trainer.merge import merge
+    from trainer.commands.generate import generate
+    from trainer.commands.merge import merge
 
     def error(command, args: list[str]) -> str:
         with pytest.raises((UserError, ConfigError)) as caught:
-            command(load_config(args), args)
+            command(invocation(args))
         err = caught.value
         return err.problems[0].render() if isinstance(err, ConfigError) else err.render()
 
@@ -258,7 +258,10 @@ def test_more_mistakes_name_the_key_and_the_fix(runs: Runs, tmp_path: Path) -> N
     shutil.copytree(runs.full, broken_run)
     (broken_run / "config.yaml").write_text("run: [not closed\n")
     source = f"infer.source={runs.full}"
-    run_folder = "is a run folder, which brings its own config; data.eval_batch=8 would not change it"
+    run_folder = (
+        "is a run folder, which brings its own config; data.eval_batch set on the command line would not "
+        "change it"
+    )
     cases = [
         (generate, [source, "data.eval_batch=8", "infer.prompts=[hi]"], run_folder),
         (

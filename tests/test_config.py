@@ -6,8 +6,21 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import CONF, compose_dict, load_config
-from trainer.boundary import to_train_config
+from trainer.boundary import from_composed
 from trainer.config import ConfigError, validate
+
+
+def _same_values(written: object, validated: object, where: str) -> None:
+    """Every value a YAML file writes is the value validation produced (interpolations aside)."""
+    if isinstance(written, dict):
+        assert isinstance(validated, dict), where
+        for key, value in written.items():
+            if key != "defaults":
+                _same_values(value, validated[key], f"{where}.{key}")
+    elif not (isinstance(written, str) and "${" in written):
+        expected = list(written) if isinstance(written, tuple) else written
+        got = list(validated) if isinstance(validated, tuple) else validated
+        assert got == expected or str(got) == str(expected), f"{where}: {got!r} != {written!r}"
 
 
 def problems_of(overrides: list[str]) -> list[str]:
@@ -44,7 +57,13 @@ def test_every_group_option_composes_and_validates(group: str, option: str) -> N
     if (group, option) == ("data", "alpaca"):
         overrides.append("data.sequence_len=512")
     cfg = load_config(overrides)
-    assert cfg is not None
+    from omegaconf import OmegaConf
+
+    path = CONF / group / f"{option}.yaml"
+    written = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    dumped = cfg.model_dump(mode="json")
+    is_global = "@package _global_" in path.read_text()
+    _same_values(written, dumped if is_global else dumped[group], group if not is_global else "")
 
 
 def test_grad_accum_is_derived() -> None:
@@ -55,7 +74,7 @@ def test_grad_accum_is_derived() -> None:
 def test_unknown_key_inside_yaml_is_rejected_with_its_dotted_name() -> None:
     data = compose_dict(["run.dir=/tmp/x", "+optimizer.lrr=0.1"])
     with pytest.raises(ConfigError) as info:
-        to_train_config(data)
+        from_composed(data)
     assert [p.render() for p in info.value.problems] == ["  optimizer.lrr: unknown key; did you mean lr?"]
 
 
@@ -181,7 +200,8 @@ def test_gpu_accelerator_without_cuda() -> None:
 def test_more_ddp_processes_than_gpus() -> None:
     lines = problems_of([*FOUR_V100, "parallelism=ddp", "parallelism.devices=8", "data.global_batch=256"])
     assert lines[0].startswith("  parallelism.devices=8: more processes per node than GPUs (4)")
-    assert load_config([*CPU_ONLY, "parallelism=ddp", "parallelism.devices=8", "data.global_batch=256"])
+    cpu = load_config([*CPU_ONLY, "parallelism=ddp", "parallelism.devices=8", "data.global_batch=256"])
+    assert cpu.parallelism.world_size == 8 and not cpu.on_gpu  # CPU processes are not bounded by GPUs
 
 
 def test_fp16_on_cpu() -> None:
@@ -236,7 +256,8 @@ def test_worker_options_without_workers() -> None:
         "  data.prefetch_factor=4: applies to worker processes, and data.num_workers=0 starts none"
     )
     assert problems_of(["data.persistent_workers=true"])[0].startswith("  data.persistent_workers=True:")
-    assert load_config(["data.num_workers=2", "data.prefetch_factor=4", "data.persistent_workers=true"])
+    data = load_config(["data.num_workers=2", "data.prefetch_factor=4", "data.persistent_workers=true"]).data
+    assert (data.num_workers, data.prefetch_factor, data.persistent_workers) == (2, 4, True)
 
 
 def test_deterministic_excludes_cudnn_benchmark() -> None:
@@ -263,7 +284,8 @@ def test_eight_bit_adamw_needs_cuda_and_bitsandbytes() -> None:
         "  optimizer.name=adamw8bit: bitsandbytes' 8-bit AdamW needs the bitsandbytes package, which is "
         "not installed; pip install bitsandbytes, or optimizer=adamw"
     )
-    assert load_config([*EIGHT_A100, "hardware.packages={bitsandbytes:true}", "optimizer=adamw8bit"])
+    cfg = load_config([*EIGHT_A100, "hardware.packages={bitsandbytes:true}", "optimizer=adamw8bit"])
+    assert cfg.optimizer.name == "adamw8bit" and cfg.optimizer.state_bytes_per_param == 2
 
 
 def test_fused_adamw_on_cpu() -> None:

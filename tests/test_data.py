@@ -18,10 +18,10 @@ from transformers import AutoTokenizer
 from tests.conftest import run_cli
 from trainer.assets import asset_path
 from trainer.config.data import DataConfig
-from trainer.data.datamodule import Collator
+from trainer.config.paths import looks_local
+from trainer.data.collate import Collator
 from trainer.data.prepare import hold_out, prepare_data
 from trainer.errors import UserError
-from trainer.hub import looks_local
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,24 +68,24 @@ def test_two_formats_mixed_with_counts_and_weights(tmp_path: Path, tok) -> None:
     }
     data = prepare_data(data_cfg(tmp_path / "cache", datasets), tok, seed=0)
     s = data.summary
-    assert s.mixed == {"alpaca": 25, "chat": 20} and len(data.train) == 45 == s.train_examples
+    assert s.mixed == {"alpaca": 25, "chat": 20} and len(data.examples) == 45 == s.train_examples
     assert s.train["alpaca"].read == 40 and s.train["chat"].read == 10
-    rows = rows_of(data.train)
+    rows = rows_of(data.examples)
     chat_rows = rows[25:]
     assert all(chat_rows.count(r) == 2 for r in chat_rows)  # weight 2: every chat example twice
     assert len(set(rows[:25])) == 25  # count below the size: a sample without repeats
     again = prepare_data(data_cfg(tmp_path / "other-cache", datasets), tok, seed=0)
-    assert rows_of(again.train) == rows  # same seed, same mix
+    assert rows_of(again.examples) == rows  # same seed, same mix
     other = prepare_data(data_cfg(tmp_path / "cache3", datasets), tok, seed=1)
-    assert rows_of(other.train) != rows
+    assert rows_of(other.examples) != rows
 
 
 def test_validation_is_held_out_before_upsampling(tmp_path: Path, tok) -> None:
     a = alpaca_file(tmp_path, 60)
     datasets = {"a": {"path": str(a), "format": {"type": "alpaca"}, "weight": 3}}
     data = prepare_data(data_cfg(tmp_path / "c", datasets, val_count=12), tok, seed=5)
-    assert len(data.val) == 12 and len(data.train) == 3 * 48
-    assert not set(rows_of(data.val)) & set(rows_of(data.train))
+    assert len(data.val) == 12 and len(data.examples) == 3 * 48
+    assert not set(rows_of(data.val)) & set(rows_of(data.examples))
     assert data.summary.val == {}  # held out, not a separate dataset
 
 
@@ -153,7 +153,7 @@ def test_cache_hit_gives_the_same_data_and_any_input_change_rebuilds(tmp_path: P
     assert first.summary.cache.startswith("built ")
     second = _prepared(tmp_path, tok, path)
     assert second.summary.cache == "hit " + first.summary.cache.removeprefix("built ")
-    assert rows_of(second.train) == rows_of(first.train)
+    assert rows_of(second.examples) == rows_of(first.examples)
     assert second.summary.train["a"] == first.summary.train["a"]  # counts come back with the data
     # Not in the key: batch sizes, packing, the seed when nothing is split or sampled, the file's location.
     assert _prepared(tmp_path, tok, path, micro_batch=4, global_batch=8).summary.cache.startswith("hit")
@@ -198,7 +198,7 @@ def test_damaged_cache_entry_is_rebuilt_and_dry_runs_write_nothing(tmp_path: Pat
     folder = Path(built.summary.cache.removeprefix("built "))
     (folder / "meta.json").write_text("{not json")
     again = prepare_data(cfg, tok, seed=0)
-    assert again.summary.cache.startswith("built") and rows_of(again.train) == rows_of(built.train)
+    assert again.summary.cache.startswith("built") and rows_of(again.examples) == rows_of(built.examples)
     assert prepare_data(cfg, tok, seed=0).summary.cache == f"hit {folder}"  # the entry was replaced
 
 
@@ -219,7 +219,7 @@ def test_encoding_in_worker_processes_equals_one_process(tmp_path: Path, tok) ->
     path = alpaca_file(tmp_path, 64)
     one = prepare_data(data_cfg(tmp_path / "c1", {"a": {"path": str(path)}}, num_proc=1), tok, seed=0)
     two = prepare_data(data_cfg(tmp_path / "c2", {"a": {"path": str(path)}}, num_proc=2), tok, seed=0)
-    assert rows_of(one.train) == rows_of(two.train) and one.summary.train == two.summary.train
+    assert rows_of(one.examples) == rows_of(two.examples) and one.summary.train == two.summary.train
 
 
 def test_worker_errors_keep_the_example_index(tmp_path: Path, tok) -> None:
@@ -239,8 +239,8 @@ def test_worker_errors_keep_the_example_index(tmp_path: Path, tok) -> None:
 
 def test_packed_training_rows_and_steps(tmp_path: Path, tok) -> None:
     from tests.conftest import load_config
+    from trainer.config.steps import count_steps
     from trainer.data.datamodule import InstructionDataModule
-    from trainer.steps import plan_steps
 
     cfg = load_config(
         [
@@ -252,18 +252,21 @@ def test_packed_training_rows_and_steps(tmp_path: Path, tok) -> None:
         ]
     )
     dm = InstructionDataModule(cfg.data, tok, cfg.run.seed)
-    summary = dm.prepare()
-    assert summary.packed_rows == len(dm.train_set) < 400 and summary.packing_efficiency > 0.9
-    real = sum(len(dm.train_set.examples[i]["input_ids"]) for i in range(400))
-    assert real == dm.train_set.real_tokens
+    prepared = dm.prepare()
+    summary, rows = prepared.summary, prepared.packed
+    assert rows is not None and prepared.train_items is rows
+    assert summary.packed_rows == len(rows) < 400 and summary.packing_efficiency > 0.9
+    real = sum(len(prepared.examples[i]["input_ids"]) for i in range(400))
+    assert real == rows.real_tokens
     batch = next(iter(dm.train_dataloader()))
     assert set(batch) == {"input_ids", "labels", "position_ids", "real_tokens"}
     assert batch["input_ids"].shape[0] == 4 and batch["input_ids"].shape[1] <= cfg.data.sequence_len
     assert (batch["position_ids"][:, 0] == 0).all()
-    steps = plan_steps(cfg, len(dm.train_set))
-    assert steps.per_epoch == -(-(len(dm.train_set) // 4) // 2)
+    steps = count_steps(cfg, len(prepared.train_items))
+    assert steps.per_epoch == -(-(len(rows) // 4) // 2)
     val = next(iter(dm.val_dataloader()))
     assert "attention_mask" in val  # validation stays unpacked: exact match is per example
+    assert int(val["real_tokens"]) == int(val["attention_mask"].sum())  # every batch counts its tokens
 
 
 def test_hub_ids_and_paths_are_told_apart(tmp_path: Path) -> None:
@@ -342,12 +345,12 @@ def test_nothing_left_for_another_reason_points_at_the_format(tmp_path: Path, to
 
 
 def test_debug_view_prints_data_that_looks_like_markup(tmp_path: Path, capsys) -> None:
-    from tests.conftest import load_config
-    from trainer.preprocess import preprocess
+    from tests.conftest import invocation
+    from trainer.commands.preprocess import preprocess
 
     data = tmp_path / "inst.json"
     data.write_text(json.dumps([{"instruction": "[INST] hi [/INST] [bold]", "output": "ok"}] * 4))
-    cfg = load_config(
+    inv = invocation(
         [
             f"data.datasets.tiny_tasks.path={data}",
             "data.validation=null",
@@ -356,5 +359,5 @@ def test_debug_view_prints_data_that_looks_like_markup(tmp_path: Path, capsys) -
             "trainer.val_at_start=false",
         ]
     )
-    preprocess(cfg, debug=1, color=True)  # colours on: rich must not read the text as markup
+    preprocess(inv, debug=1, color=True)  # colours on: rich must not read the text as markup
     assert "[INST] hi [/INST] [bold]" in capsys.readouterr().out

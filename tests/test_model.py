@@ -13,9 +13,9 @@ from trainer.config.scheduler import SchedulerConfig
 from trainer.errors import UserError
 from trainer.models.accounting import count_params, meta_param_counts
 from trainer.models.build import build_model, hf_config, load_tokenizer
-from trainer.models.module import exact_matches, token_loss
 from trainer.models.optim import lr_factor, param_groups
 from trainer.models.peft import apply_peft
+from trainer.models.scoring import exact_matches, token_loss
 
 
 @pytest.fixture(scope="module")

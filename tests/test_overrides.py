@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import CONF, run_cli
-from trainer.overrides import check
+from trainer.boundary import parse
+from trainer.boundary.overrides import check
 
 MODELS = ", ".join(sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
 
 
 def lines(args: list[str]) -> list[str]:
-    return [p.render() for p in check(args, CONF)]
+    return [p.render() for p in check(parse(args)).problems]
 
 
 def test_valid_overrides_pass() -> None:
@@ -36,8 +37,8 @@ def test_keys_are_checked_against_the_chosen_group_options() -> None:
     assert lines(["peft=lora", "peft.r=4"]) == []
     (line,) = lines(["peft.r=4"])  # peft=none has no r: say which option has it
     assert line == (
-        "  peft.r=4: not an option of the chosen peft; it belongs to peft=dora or peft=lora; "
-        "add peft=dora or peft=lora"
+        "  peft.r=4: not an option of the chosen peft; it belongs to peft=dora or peft=lora or peft=qlora; "
+        "add peft=dora or peft=lora or peft=qlora"
     )
     (line,) = lines(["peft.rr=4"])
     assert line.startswith("  peft.rr=4: unknown key (valid under peft: method)")

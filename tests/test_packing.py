@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from tests.conftest import load_config
-from trainer.data.datamodule import Collator
+from trainer.data.collate import Collator, PackedCollator
 from trainer.data.encoded import IGNORE, TokenizedSet
-from trainer.data.packing import PackedCollator, PackedSet, best_fit_decreasing, minimum_bin_slack, pack_bins
-from trainer.models.module import CausalLMModule, token_loss
+from trainer.data.packing import PackedSet, best_fit_decreasing, minimum_bin_slack, pack_bins
+from trainer.models.scoring import token_loss
+from trainer.training.module import CausalLMModule
 
 
 def check_bins(bins: list[list[int]], lengths: np.ndarray, capacity: int) -> None:
@@ -190,7 +191,10 @@ class Recorder(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def module() -> CausalLMModule:
-    return CausalLMModule(load_config(), hf_config=None, total_steps=1)
+    from trainer.parallel import for_config
+
+    cfg = load_config()
+    return CausalLMModule(cfg, hf_config=None, total_steps=1, parallel=for_config(cfg))
 
 
 def test_module_forward_passes_what_the_batch_has(module: CausalLMModule) -> None:

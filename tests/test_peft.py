@@ -36,14 +36,14 @@ SHORT = [
 
 def _train(root: Path, name: str, *overrides: str) -> tuple[Any, Any]:
     """Train in-process; returns the result and the trained HF model (caught on its way to the export)."""
-    import trainer.train as train_module
+    import trainer.training.train as train_module
 
     caught: dict[str, Any] = {}
     export = train_module.export_run_model
 
-    def keep(trainer: Any, module: Any, tokenizer: Any, out: Path) -> Any:
+    def keep(trainer: Any, module: Any, parallel: Any, tokenizer: Any, out: Path) -> Any:
         caught["model"] = module.model
-        return export(trainer, module, tokenizer, out)
+        return export(trainer, module, parallel, tokenizer, out)
 
     cfg = load_config(
         [*SHORT, f"run.output_root={root}", f"run.name={name}", *overrides], run_dir=root / name
@@ -143,8 +143,10 @@ def test_rule_message(name: str) -> None:
 
 
 def test_valid_targets_and_qlora_merge_pass() -> None:
-    assert load_config(["peft=lora", r"peft.target_modules='.*\.(q_proj|v_proj)'"])
-    assert load_config(["peft=lora", "peft.target_modules=[q_proj,v_proj]", "peft.merge=true"])
+    regex = load_config(["peft=lora", r"peft.target_modules='.*\.(q_proj|v_proj)'"]).peft
+    assert regex.target_modules == r".*\.(q_proj|v_proj)"
+    names = load_config(["peft=lora", "peft.target_modules=[q_proj,v_proj]", "peft.merge=true"]).peft
+    assert names.target_modules == ["q_proj", "v_proj"] and names.merge
     gpu = [
         "hardware.cuda=true",
         "hardware.gpu_count=1",
@@ -152,7 +154,13 @@ def test_valid_targets_and_qlora_merge_pass() -> None:
         "hardware.packages={bitsandbytes:true}",
     ]
     # QLoRA merges into the unquantized base (trainer.models.merge), and DoRA on 4 bits is supported by peft.
-    assert load_config([*gpu, "model=llama", "peft=qlora", "peft.merge=true", "peft.use_dora=true"])
+    cfg = load_config([*gpu, "model=llama", "peft=qlora", "peft.merge=true", "peft.use_dora=true"])
+    assert (cfg.peft.method, cfg.peft.merge, cfg.peft.use_dora, cfg.model.quantize) == (
+        "qlora",
+        True,
+        True,
+        "nf4",
+    )
 
 
 # --- checkpoints -------------------------------------------------------------------------------------------
@@ -228,7 +236,7 @@ def test_parameter_counts_are_mlflow_params(lora_run) -> None:
 
     result, model = lora_run
     client = MlflowClient(tracking_uri=f"sqlite:///{result.run_dir.parent / 'mlflow.db'}")
-    params = client.get_run(result.mlflow_run_id).data.params
+    params = client.get_run(result.run_id).data.params
     counts = count_params(model)
     assert (params["params/total"], params["params/trainable"]) == (str(counts.total), str(counts.trainable))
 

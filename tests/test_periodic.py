@@ -21,12 +21,12 @@ import torch
 import torch.distributed as dist
 
 from tests.conftest import ROOT, cli_env, load_config, run_cli
-from trainer import train as train_module
-from trainer.collective_timeout import StepTimeout
 from trainer.config.profiler import ProfilerConfig
-from trainer.gc_control import ManualGc
-from trainer.periodic import side_callbacks
-from trainer.profiling import make_schedule, profiler_action, window_of, windows
+from trainer.parallel.timeout import StepTimeout
+from trainer.training import train as train_module
+from trainer.training.manual_gc import ManualGc
+from trainer.training.periodic import side_callbacks
+from trainer.training.profiler import make_schedule, profiler_action, window_of, windows
 
 CODES = {"NONE": "-", "WARMUP": "W", "RECORD": "R", "RECORD_AND_SAVE": "S"}
 
@@ -209,9 +209,12 @@ def test_step_timeout_is_logged_by_rank_zero_only(gloo_world, caplog) -> None:
 
 
 def test_side_callbacks_follow_the_config(tmp_path: Path) -> None:
+    """The periodic side actions, and the strategy's own callbacks (the post-first-step timeout)."""
+    from trainer.parallel import for_config
+
     def kinds(*overrides: str) -> list[str]:
         cfg = load_config(["trainer.max_steps=20", *overrides], run_dir=tmp_path)
-        return [type(c).__name__ for c in side_callbacks(cfg, tmp_path, 20)]
+        return [type(c).__name__ for c in [*side_callbacks(cfg, tmp_path, 20), *for_config(cfg).callbacks()]]
 
     assert kinds() == []
     assert kinds("gc.mode=manual", "gc.every=5", "profiler.every=10") == ["ManualGc", "ProfilerWindows"]
@@ -226,7 +229,7 @@ _HANG = textwrap.dedent(
     from datetime import timedelta
     from types import SimpleNamespace
     import torch, torch.distributed as dist
-    from trainer.collective_timeout import StepTimeout
+    from trainer.parallel.timeout import StepTimeout
     rank = int(sys.argv[1])
     dist.init_process_group("gloo", store=dist.FileStore(sys.argv[2], 2), rank=rank, world_size=2,
                             timeout=timedelta(seconds=1800))

@@ -1,4 +1,4 @@
-"""`python -m trainer.plan`: the dry run composes and validates like training, counts, estimates, and
+"""`trainer plan`: the dry run composes and validates like training, counts, estimates, and
 writes nothing; plus the estimate formulas checked against hand-computed numbers."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import load_config, run_cli
 from trainer.config.optimizer import AdamWConfig, SGDConfig
 from trainer.config.peft import LoraConfig, NoPeft
+from trainer.config.presets import HUB_PRESETS
 from trainer.models.estimate import (
-    HUB_PRESETS,
     MemoryEstimate,
     activation_bytes,
     flops_per_token,
@@ -26,7 +26,7 @@ from trainer.models.estimate import (
 
 
 def _plan(args: list[str], cwd: Path):
-    return run_cli(args, cwd, timeout=120, module="trainer.plan")
+    return run_cli(["plan", *args], cwd, timeout=120)
 
 
 def _params(stdout: str) -> tuple[int, int]:
@@ -91,7 +91,8 @@ def test_typo_in_a_group_option_is_caught_before_compose(tmp_path: Path) -> None
 def test_local_model_folder_and_hub_dataset(tmp_path: Path) -> None:
     from transformers import LlamaConfig
 
-    from trainer.plan import make_plan
+    from tests.conftest import as_invocation
+    from trainer.commands.plan import make_plan
 
     folder = tmp_path / "model"
     LlamaConfig(
@@ -102,7 +103,7 @@ def test_local_model_folder_and_hub_dataset(tmp_path: Path) -> None:
         ["model=llama", f"model.name_or_path={folder}", f"model.tokenizer={tokenizer}", "data=alpaca"],
         tmp_path / "run",
     )
-    plan = make_plan(cfg, {})
+    plan = make_plan(as_invocation(cfg))
     # embeddings + lm_head 2 x 384x64 (untied) + 2 x (attn 4x64x64 + mlp 3x64x128 + 2 norms) + final norm
     assert plan.params.total == 2 * 384 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64) + 64
     assert plan.per_epoch is None and plan.total_steps == cfg.trainer.max_steps
@@ -110,10 +111,11 @@ def test_local_model_folder_and_hub_dataset(tmp_path: Path) -> None:
 
 
 def test_unknown_hub_id_says_how_to_pass_a_folder(tmp_path: Path) -> None:
-    from trainer.plan import make_plan
+    from tests.conftest import as_invocation
+    from trainer.commands.plan import make_plan
 
     cfg = load_config(["model=llama", "model.name_or_path=someone/unknown-model"], tmp_path)
-    plan = make_plan(cfg, {})
+    plan = make_plan(as_invocation(cfg))
     assert plan.params is None
     assert any("model.name_or_path=DIR" in n for n in plan.notes)
 

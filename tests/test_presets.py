@@ -19,9 +19,10 @@ import yaml
 from tests.conftest import CONF, ROOT, load_config, run_cli
 from trainer.config import ConfigError
 from trainer.config.peft import LoraConfig
+from trainer.config.presets import HUB_PRESETS
 from trainer.errors import UserError
 from trainer.models.build import build_model, hf_config, load_tokenizer
-from trainer.models.estimate import HUB_PRESETS, preset_config
+from trainer.models.estimate import preset_config
 
 TOKENIZER = ROOT / "trainer" / "assets" / "tokenizer"
 
@@ -58,12 +59,13 @@ def test_every_hub_preset_is_known_and_tested() -> None:
 
 @pytest.mark.parametrize("preset", sorted(PUBLISHED))
 def test_preset_composes_validates_and_plans_the_published_size(preset: str, tmp_path: Path) -> None:
-    from trainer.plan import make_plan
+    from tests.conftest import as_invocation
+    from trainer.commands.plan import make_plan
 
     hub_id, total = PUBLISHED[preset]
     cfg = load_config([f"model={preset}"], tmp_path)
     assert cfg.model.name_or_path == hub_id and not cfg.model.trust_remote_code
-    plan = make_plan(cfg, {})
+    plan = make_plan(as_invocation(cfg))
     assert (plan.params.total, plan.params.trainable) == (total, total)
     arch = HUB_PRESETS[hub_id]
     config = preset_config(hub_id)
@@ -73,7 +75,7 @@ def test_preset_composes_validates_and_plans_the_published_size(preset: str, tmp
 
 
 def test_plan_cli_counts_a_new_preset_offline(tmp_path: Path) -> None:
-    proc = run_cli(["model=qwen2_5_7b", "peft=lora"], tmp_path, timeout=120, module="trainer.plan")
+    proc = run_cli(["plan", "model=qwen2_5_7b", "peft=lora"], tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     m = re.search(r"total ([\d,]+), trainable ([\d,]+)", proc.stdout)
     assert m and int(m.group(1).replace(",", "")) > 7_615_616_512 > int(m.group(2).replace(",", "")) > 0
@@ -86,7 +88,7 @@ def test_sequence_len_is_checked_against_a_preset() -> None:
         "  data.sequence_len=8192: longer than the model's max_position_embeddings=4096 "
         "(microsoft/Phi-3-mini-4k-instruct, built-in preset); use data.sequence_len<=4096"
     ]
-    assert load_config(["model=phi3_mini", "data.sequence_len=4096"])
+    assert load_config(["model=phi3_mini", "data.sequence_len=4096"]).data.sequence_len == 4096
 
 
 def test_gemma2_needs_an_attention_kernel_with_soft_capping(tmp_path: Path) -> None:
@@ -98,7 +100,7 @@ def test_gemma2_needs_an_attention_kernel_with_soft_capping(tmp_path: Path) -> N
     uncapped = {"model_type": "gemma2", "attn_logit_softcapping": None}
     (tmp_path / "config.json").write_text(json.dumps(uncapped))
     local = [f"model.name_or_path={tmp_path}", "model.attn_implementation=sdpa"]
-    assert load_config(["model=gemma2_2b", *local])
+    assert load_config(["model=gemma2_2b", *local]).model.attn_implementation == "sdpa"
 
 
 # --- a preset pointed at a local folder ----------------------------------------------------------------
@@ -126,7 +128,8 @@ def _tiny_qwen2_folder(folder: Path) -> torch.nn.Module:
 
 
 def test_preset_pointed_at_a_local_folder_loads_it(tmp_path: Path) -> None:
-    from trainer.plan import make_plan
+    from tests.conftest import as_invocation
+    from trainer.commands.plan import make_plan
 
     folder = tmp_path / "qwen"
     saved = _tiny_qwen2_folder(folder)
@@ -139,7 +142,7 @@ def test_preset_pointed_at_a_local_folder_loads_it(tmp_path: Path) -> None:
         assert torch.equal(a, b), name
     ids = torch.tensor([tok("hello world").input_ids])
     assert model(input_ids=ids, labels=ids, use_cache=False).loss.isfinite()
-    assert make_plan(cfg, {}).params.total == sum(p.numel() for p in model.parameters())
+    assert make_plan(as_invocation(cfg)).params.total == sum(p.numel() for p in model.parameters())
     # the folder's config.json, not the preset, is what the position rule reads now
     too_long = ["model=qwen2_5_0_5b", f"model.name_or_path={folder}", "data.sequence_len=600"]
     assert any("max_position_embeddings=512" in line for line in problems_of(too_long))
@@ -208,8 +211,11 @@ def test_added_tokens_with_lora_need_the_embeddings_trained() -> None:
         "  model.added_tokens=['<|tool|>', 'frobnicate']: peft=lora freezes the embeddings, so the added "
         "tokens' new rows would never train; set peft.modules_to_save=[embed_tokens,lm_head]"
     ]
-    assert load_config(["model=llama", "peft=lora", ADDED, "peft.modules_to_save=[embed_tokens,lm_head]"])
-    assert load_config(["model=llama", ADDED])  # full fine-tuning trains the embeddings anyway
+    saved = load_config(["model=llama", "peft=lora", ADDED, "peft.modules_to_save=[embed_tokens,lm_head]"])
+    assert saved.peft.modules_to_save == ["embed_tokens", "lm_head"]
+    assert saved.model.added_tokens == ["<|tool|>", "frobnicate"]
+    # full fine-tuning trains the embeddings anyway
+    assert load_config(["model=llama", ADDED]).model.added_tokens == ["<|tool|>", "frobnicate"]
 
 
 def test_added_tokens_listed_twice_are_rejected() -> None:
@@ -219,12 +225,13 @@ def test_added_tokens_listed_twice_are_rejected() -> None:
 
 
 def test_plan_of_a_hub_preset_says_added_rows_are_not_counted(tmp_path: Path) -> None:
-    from trainer.plan import make_plan
+    from tests.conftest import as_invocation
+    from trainer.commands.plan import make_plan
 
     cfg = load_config(
         ["model=llama", "peft=lora", ADDED, "peft.modules_to_save=[embed_tokens,lm_head]"], tmp_path
     )
-    plan = make_plan(cfg, {})
+    plan = make_plan(as_invocation(cfg))
     assert plan.params is not None
     assert any("up to 2 model.added_tokens" in note for note in plan.notes)
 

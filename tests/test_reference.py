@@ -12,9 +12,9 @@ from typing import Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from trainer.commands.schema import main
 from trainer.config import TrainConfig
 from trainer.config.reference import HEADER, json_schema, render_markdown
-from trainer.schema import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
@@ -33,7 +33,7 @@ SECTIONS = {
     "hardware",
     "infer",
 }
-REGENERATE = "python -m trainer.schema --write docs/configuration.md"
+REGENERATE = "trainer schema --write docs/configuration.md"
 
 
 def _models(annotation: object) -> list[type[BaseModel]]:
@@ -85,8 +85,8 @@ def test_markdown_tables_and_types() -> None:
     markdown = render_markdown()
     for section in SECTIONS:
         assert f"## `{section}` <- " in markdown
-    assert "## `model` <- `conf/model/`" in markdown
-    assert "## `run` <- keys under `run:` in `conf/train.yaml`" in markdown
+    assert "## `model` <- `trainer/conf/model/`" in markdown
+    assert "## `run` <- keys under `run:` in `trainer/conf/train.yaml`" in markdown
     for option in (
         "parallelism.strategy=ddp",
         "parallelism.strategy=single",
@@ -117,7 +117,7 @@ def test_json_schema() -> None:
 def test_cli_prints_markdown_without_torch(tmp_path: Path) -> None:
     env = {"PYTHONIOENCODING": "utf-8", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-m", "trainer.schema", "--markdown"],
+        [sys.executable, "-m", "trainer", "schema", "--markdown"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -127,7 +127,7 @@ def test_cli_prints_markdown_without_torch(tmp_path: Path) -> None:
     )
     assert out.stdout == render_markdown()
     probe = (
-        "import sys, trainer.schema as s\n"
+        "import sys, trainer.commands.schema as s\n"
         "s.main(['--write', sys.argv[1]])\n"
         "heavy = {'torch', 'lightning', 'transformers'} & {m.split('.')[0] for m in sys.modules}\n"
         "assert not heavy, heavy\n"

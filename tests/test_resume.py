@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import load_config
 from trainer.data.sampler import ShardedEpochSampler
-from trainer.train import train
+from trainer.training.train import train
 
 QUICK = [
     "trainer.val_every=6",
@@ -64,12 +64,12 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path: Path) -> None:
 def test_auto_resume_continues_the_same_folder_and_mlflow_run(tmp_path: Path) -> None:
     first = _run(tmp_path, "job", "trainer.max_steps=6")
     second = _run(tmp_path, "job", "trainer.max_steps=12")  # run.resume=auto is the default
-    assert second.mlflow_run_id == first.mlflow_run_id
+    assert second.run_id == first.run_id
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    steps = sorted(m.step for m in client.get_metric_history(first.mlflow_run_id, "val/loss"))
+    steps = sorted(m.step for m in client.get_metric_history(first.run_id, "val/loss"))
     assert steps == [0, 6, 12]  # the baseline once, then the curve goes on from step 6
-    run = client.get_run(first.mlflow_run_id)
+    run = client.get_run(first.run_id)
     assert run.data.params["trainer.max_steps"] == "6"
     assert run.data.tags["resume.changed.trainer.max_steps"] == "12"
     fresh = _run(tmp_path, "job", "trainer.max_steps=6", "run.resume=none")
-    assert fresh.mlflow_run_id != first.mlflow_run_id
+    assert fresh.run_id != first.run_id

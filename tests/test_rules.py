@@ -475,7 +475,12 @@ def test_sequence_len_is_checked_against_a_local_config_json(tmp_path: Path) -> 
         f"  data.sequence_len=512: longer than the model's max_position_embeddings=256 "
         f"({tmp_path / 'config.json'}); use data.sequence_len<=256"
     ]
-    assert load_config(["model=llama", f"model.name_or_path={tmp_path}", "data.sequence_len=256"])
+    assert (
+        load_config(
+            ["model=llama", f"model.name_or_path={tmp_path}", "data.sequence_len=256"]
+        ).data.sequence_len
+        == 256
+    )
 
 
 def test_resume_path_that_exists_is_accepted(tmp_path: Path) -> None:
@@ -506,10 +511,15 @@ def test_data_file_type_and_cache_dir(tmp_path: Path) -> None:
 def test_valid_gpu_configs_pass_the_same_rules() -> None:
     """The positive side of the CUDA rules: the same options validate on a machine that has what they need."""
     packages = "hardware.packages={deepspeed:true,bitsandbytes:true,flash_attn:true}"
-    assert load_config([*GPU, packages, *DS, "parallelism.stage=3", "parallelism.offload_params=true"])
-    assert load_config([*GPU, packages, *HUB, "peft=qlora", "parallelism=ddp", "data.global_batch=64"])
-    assert load_config(
+    zero3 = load_config([*GPU, packages, *DS, "parallelism.stage=3", "parallelism.offload_params=true"])
+    assert (zero3.parallelism.stage, zero3.parallelism.offload_params) == (3, True)
+    qlora = load_config([*GPU, packages, *HUB, "peft=qlora", "parallelism=ddp", "data.global_batch=64"])
+    assert (qlora.peft.method, qlora.model.quantize, qlora.grad_accum) == ("qlora", "nf4", 1)
+    flash = load_config(
         [*GPU, packages, "model.attn_implementation=flash_attention_2", "trainer.precision=auto"]
     )
-    assert load_config([*GPU, packages, *FSDP, "parallelism.version=1", "parallelism.cpu_offload=true"])
-    assert load_config([*FSDP, "hardware.slurm_nodes=1", "hardware.slurm_tasks_per_node=2"])
+    assert flash.precision == "bf16-mixed"  # auto on a bf16 GPU: what flash-attn needs
+    fsdp1 = load_config([*GPU, packages, *FSDP, "parallelism.version=1", "parallelism.cpu_offload=true"])
+    assert (fsdp1.parallelism.version, fsdp1.parallelism.cpu_offload, fsdp1.on_gpu) == (1, True, True)
+    slurm = load_config([*FSDP, "hardware.slurm_nodes=1", "hardware.slurm_tasks_per_node=2"])
+    assert slurm.parallelism.world_size == slurm.hardware.slurm_tasks_per_node == 2

@@ -1,5 +1,5 @@
-"""Strategies: what `build_strategy` builds per option, the DeepSpeed config, FSDP2 sharding and gradient
-norms on real gloo process groups, DeepSpeed configs through raw `deepspeed.initialize`, and one
+"""Strategies: what `for_config(cfg).strategy()` builds per option, the DeepSpeed config, FSDP2 sharding,
+gradient norms on real gloo process groups, DeepSpeed configs through raw `deepspeed.initialize`, and one
 end-to-end FSDP2 run of the CLI on 2 CPU processes.
 
 Lightning's FSDPStrategy (FSDP1) and DeepSpeedStrategy refuse CPUs, so for them only the objects are
@@ -28,11 +28,15 @@ from tests.conftest import ROOT, cli_env, load_config, run_cli
 from trainer.config import TrainConfig
 from trainer.config.parallelism import FSDP
 from trainer.config.peft import LoraConfig
-from trainer.deepspeed_config import deepspeed_config
 from trainer.models.build import build_model, hf_config, load_tokenizer, quantization_config
 from trainer.models.peft import apply_peft
-from trainer.models.sharding import DecoderLayerWrapPolicy, decoder_layers, grad_norm, shard_model
-from trainer.strategy import build_strategy, fp32_reduce_hook
+from trainer.parallel import for_config
+from trainer.parallel.base import total_norm
+from trainer.parallel.ddp import fp32_reduce_hook
+from trainer.parallel.deepspeed import deepspeed_config
+from trainer.parallel.fsdp1 import DecoderLayerWrapPolicy
+from trainer.parallel.fsdp2 import shard_model
+from trainer.parallel.layers import decoder_layers
 
 # The facts of a 2-GPU machine with deepspeed, so GPU-only options validate here, and a global batch that
 # divides over 2 ranks (the default, 32 = micro batch 32, leaves none per rank).
@@ -58,11 +62,11 @@ def _tiny(peft: LoraConfig | None = None) -> torch.nn.Module:
     return apply_peft(model, peft) if peft else model
 
 
-# --- build_strategy, per option ---------------------------------------------------------------------
+# --- the Lightning strategy, per option ---------------------------------------------------------------------
 
 
 def test_single_device_is_auto() -> None:
-    assert build_strategy(load_config()) == "auto"
+    assert for_config(load_config()).strategy() == "auto"
 
 
 def test_ddp_timeout_unused_parameters_and_comm_hooks() -> None:
@@ -70,10 +74,10 @@ def test_ddp_timeout_unused_parameters_and_comm_hooks() -> None:
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
     def hook(overrides: str) -> object:
-        return build_strategy(_cfg(f"parallelism=ddp {TWO_RANKS} {overrides}"))._ddp_comm_hook
+        return for_config(_cfg(f"parallelism=ddp {TWO_RANKS} {overrides}")).strategy()._ddp_comm_hook
 
     unused = "parallelism.find_unused_parameters=true"
-    s = build_strategy(_cfg(f"parallelism=ddp {TWO_RANKS} parallelism.init_timeout_s=90 {unused}"))
+    s = for_config(_cfg(f"parallelism=ddp {TWO_RANKS} parallelism.init_timeout_s=90 {unused}")).strategy()
     assert type(s) is DDPStrategy and s._timeout == timedelta(seconds=90)
     assert s._ddp_kwargs["find_unused_parameters"] is True and s._ddp_comm_hook is None
     assert hook("parallelism.reduce_dtype=float16") is default_hooks.fp16_compress_hook
@@ -89,12 +93,12 @@ def test_fsdp2_is_model_parallel_over_every_process() -> None:
     from lightning.pytorch.strategies import ModelParallelStrategy
 
     base = "parallelism=fsdp parallelism.accelerator=cpu data.global_batch=128 data.micro_batch=16"
-    s = build_strategy(_cfg(f"{base} parallelism.nodes=2 parallelism.init_timeout_s=60"))
+    s = for_config(_cfg(f"{base} parallelism.nodes=2 parallelism.init_timeout_s=60")).strategy()
     assert type(s) is ModelParallelStrategy
     # Lightning's mesh is (data_parallel, tensor_parallel) and their product must be the world size.
     assert (s._data_parallel_size, s._tensor_parallel_size) == (4, 1)
     assert s._save_distributed_checkpoint is True and s._timeout == timedelta(seconds=60)
-    full = build_strategy(_cfg(f"{base} parallelism.sharded_checkpoint=false"))
+    full = for_config(_cfg(f"{base} parallelism.sharded_checkpoint=false")).strategy()
     assert full._save_distributed_checkpoint is False
 
 
@@ -103,18 +107,18 @@ def test_fsdp1_strategy_settings() -> None:
     from torch.distributed.fsdp import ShardingStrategy
 
     fsdp1 = f"parallelism=fsdp parallelism.version=1 {TWO_RANKS} {GPU}"
-    s = build_strategy(_cfg(fsdp1))
+    s = for_config(_cfg(fsdp1)).strategy()
     assert type(s) is FSDPStrategy and s.sharding_strategy == ShardingStrategy.FULL_SHARD
     assert s.cpu_offload.offload_params is False and s.mixed_precision is None
     assert s._state_dict_type == "sharded" and s._timeout == timedelta(seconds=1800)
     assert isinstance(s.kwargs["auto_wrap_policy"], DecoderLayerWrapPolicy)
-    s = build_strategy(
+    s = for_config(
         _cfg(
             f"{fsdp1} parallelism.reshard_after_forward=false parallelism.cpu_offload=true "
             "parallelism.reduce_dtype=float32 parallelism.sharded_checkpoint=false "
             "trainer.precision=bf16-mixed"
         )
-    )
+    ).strategy()
     assert s.sharding_strategy == ShardingStrategy.SHARD_GRAD_OP and s.cpu_offload.offload_params is True
     assert s._state_dict_type == "full"
     mp = s.mixed_precision
@@ -125,7 +129,7 @@ def test_deepspeed_strategy_takes_the_config_less_what_lightning_sets() -> None:
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
     cfg = _cfg(f"parallelism=deepspeed parallelism.stage=3 parallelism.init_timeout_s=120 {TWO_RANKS} {GPU}")
-    s = build_strategy(cfg)
+    s = for_config(cfg).strategy()
     assert type(s) is DeepSpeedStrategy and s._timeout == timedelta(seconds=120)
     expected = deepspeed_config(cfg)
     del expected["gradient_accumulation_steps"]  # Lightning raises if the config sets it
@@ -221,10 +225,10 @@ def test_quantized_base_with_lora_trains_on_gpu(tmp_path: Path, quantize: str, p
 def test_clipping_hook_unscales_clips_by_the_norm_type_and_logs_the_norm(monkeypatch, norm_type) -> None:
     """With a fused optimizer under fp16 AMP (the GPU default), Lightning leaves gradients scaled when
     this hook runs; the hook must unscale, clip by the configured norm, and the step must still match."""
-    from trainer.models.module import CausalLMModule
+    from trainer.training.module import CausalLMModule
 
     cfg = _cfg(f"trainer.gradient_clip_norm={norm_type} trainer.gradient_clip=0.05")
-    module = CausalLMModule(cfg, hf_config(cfg.model, load_tokenizer(cfg.model)), total_steps=10)
+    module = CausalLMModule(cfg, hf_config(cfg.model, load_tokenizer(cfg.model)), 10, for_config(cfg))
     module.configure_model()
     ref = copy.deepcopy(module.model)
     ids = torch.tensor([[1, 5, 9, 12, 7, 3]])
@@ -299,11 +303,11 @@ def _fsdp2_norm_checks(rank: int, world: int) -> None:
         opts = [torch.optim.SGD([p for p in m.parameters() if p.requires_grad]) for m in (ref, sharded)]
         tol = 1e-5 if reduce is None else 2e-3  # bf16 reduction rounds
         for norm_type in (2.0, 1.0, math.inf):
-            want, got = (grad_norm(opt, None, norm_type) for opt in opts)
+            want, got = (total_norm(opt, None, norm_type) for opt in opts)
             torch.testing.assert_close(got, want, rtol=tol, atol=tol)
         for opt in opts:
-            grad_norm(opt, 0.01, 2.0)
-            assert grad_norm(opt, None, 2.0).item() == pytest.approx(0.01, rel=1e-3)
+            total_norm(opt, 0.01, 2.0)
+            assert total_norm(opt, None, 2.0).item() == pytest.approx(0.01, rel=1e-3)
 
 
 def _gloo_worker(rank: int, world: int, port: int) -> None:
@@ -351,8 +355,6 @@ def _deepspeed_worker() -> None:
     import deepspeed
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
-    from trainer.export import gather_full_state_dict
-
     # DeepSpeed JIT-compiles a shared-memory all-reduce op for CPU ranks on first use (~25-50 s on 2 cores).
     # It only speeds up reductions between ranks, of which a single process has none: skip the build.
     importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None  # (`.torch` is torch itself)
@@ -373,7 +375,7 @@ def _deepspeed_worker() -> None:
         assert math.isfinite(loss.item()), case
         strategy = DeepSpeedStrategy(config=config)
         strategy.model = engine
-        after = gather_full_state_dict(SimpleNamespace(strategy=strategy))
+        after = for_config(cfg).full_state_dict(SimpleNamespace(strategy=strategy))
         if after is None:  # stage 1/2: every rank holds whole parameters
             after = holder.model.state_dict()
         assert set(after) == set(before) and all(not torch.equal(after[k], before[k]) for k in before), case
@@ -387,7 +389,7 @@ def _zero3_loads_pretrained_weights() -> None:
     as they are created; the pretrained weights must still land in them (checked by gathering back)."""
     import deepspeed
 
-    from trainer.models.module import CausalLMModule
+    from trainer.training.module import CausalLMModule
 
     with tempfile.TemporaryDirectory() as folder:
         saved = _tiny()
@@ -396,7 +398,7 @@ def _zero3_loads_pretrained_weights() -> None:
             f"parallelism=deepspeed parallelism.stage=3 {TWO_RANKS} {GPU} "
             f"model.from_scratch=false model.name_or_path={folder}"
         )
-        module = CausalLMModule(cfg, hf_config(cfg.model, None), total_steps=1)
+        module = CausalLMModule(cfg, hf_config(cfg.model, None), 1, for_config(cfg))
         module._trainer = SimpleNamespace(strategy=SimpleNamespace(config=deepspeed_config(cfg)))
         with deepspeed.zero.Init(config_dict_or_path=deepspeed_config(cfg)):  # as Lightning does
             module.configure_model()

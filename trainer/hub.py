@@ -10,22 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from pathlib import Path
 from urllib.parse import urlparse
 
+from trainer.config.paths import looks_local
 from trainer.errors import UserError
 
 PROBE_TIMEOUT_S = 3.0
-
-
-FILE_SUFFIXES = frozenset({".json", ".jsonl", ".parquet", ".csv", ".txt", ".arrow"})
-
-
-def looks_local(path: str) -> bool:
-    """A hub id is `name` or `org/name` (dots allowed: Llama-3.2-1B); a path exists, starts with / . ~,
-    ends in a data-file suffix, or has 3+ parts."""
-    p = Path(path).expanduser()
-    return p.exists() or path.startswith(("/", ".", "~")) or p.suffix in FILE_SUFFIXES or len(p.parts) > 2
 
 
 def _offline() -> bool:

@@ -18,8 +18,6 @@ ROLES = ("system", "user", "assistant", "tool")
 # What a ShareGPT `from` value may map to: a role, or `tool_call` (an assistant message whose value is a
 # JSON {"name", "arguments"} call).
 SHAREGPT_TARGETS = (*ROLES, "tool_call")
-# Local data files by extension (file_type=auto); sources.py reads them, the rules check them early.
-SUFFIX_TYPES = {".json": "json", ".jsonl": "jsonl", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
 DEFAULT_ROLE_MAP = {
     "system": "system",
     "human": "user",

@@ -3,7 +3,7 @@
 Training ignores this section; it lives in the same composed config so that the three commands take the
 same groups and overrides as training and are validated the same way, before anything heavy loads.
 Checks that need only these keys are here; what needs the file system or the command (is the source an
-adapter? are there prompts?) is checked by the command itself (trainer/inference.py).
+adapter? are there prompts?) is checked by the command itself (trainer/inference/).
 """
 
 from __future__ import annotations

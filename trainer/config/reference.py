@@ -1,7 +1,7 @@
 """The configuration reference, generated from the schema itself: Markdown for people, JSON Schema for tools.
 
 The Pydantic models are the single source of truth for every key, its type, default and meaning, so the
-reference is rendered from them (`python -m trainer.schema --write docs/configuration.md`) rather than
+reference is rendered from them (`trainer schema --write docs/configuration.md`) rather than
 written by hand, and a test fails when docs/configuration.md is stale. Like the rest of trainer/config,
 this imports pydantic and the standard library only.
 """
@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from trainer.config.train import TrainConfig
 
-HEADER = "Generated from the schema by `python -m trainer.schema --markdown`; do not edit by hand."
+HEADER = "Generated from the schema by `trainer schema --markdown`; do not edit by hand."
 
 # Sections that are plain keys of conf/train.yaml rather than a config group of their own.
 _TRAIN_YAML_KEYS = frozenset({"run", "trainer", "hardware", "gc", "profiler", "infer"})
@@ -173,7 +173,11 @@ def _option_tables(key: str, info: FieldInfo, options: list[type[BaseModel]]) ->
 
 
 def _section(name: str, info: FieldInfo) -> tuple[str, list[_Table]]:
-    source = f"keys under `{name}:` in `conf/train.yaml`" if name in _TRAIN_YAML_KEYS else f"`conf/{name}/`"
+    source = (
+        f"keys under `{name}:` in `trainer/conf/train.yaml`"
+        if name in _TRAIN_YAML_KEYS
+        else f"`trainer/conf/{name}/`"
+    )
     heading = f"## `{name}` <- {source}"
     models = _models_in(info.annotation)
     intro = info.description or ""
@@ -212,8 +216,9 @@ def render_markdown() -> str:
         "Every key of a validated run, by section. Set any key on the command line with its dotted name "
         "(`python -m trainer optimizer.lr=1e-3`) and choose a group option with `GROUP=OPTION` "
         "(`python -m trainer peft=lora`). The defaults below are the schema's own, used when a key is "
-        "left out; the files in `conf/` usually set the key explicitly, and their value is what a run gets. "
-        "`required` keys have no schema default and must come from `conf/` or the command line.",
+        "left out; the files in `trainer/conf/` usually set the key explicitly, and their value is what a "
+        "run gets. "
+        "`required` keys have no schema default and must come from `trainer/conf/` or the command line.",
         "",
         "Types: `int > 0` is a positive integer, `null` is YAML's null (`KEY=null` on the command line), "
         '`"a" | "b"` is one of the quoted values.',

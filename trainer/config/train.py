@@ -94,13 +94,14 @@ def _union_fields() -> UnionFields:
     return unions
 
 
-def validate(data: dict[str, Any]) -> TrainConfig:
-    """The one validation boundary: plain dict in, frozen TrainConfig out, or ConfigError."""
+def validate(data: dict[str, Any], purpose: str = "training") -> TrainConfig:
+    """The one validation boundary: plain dict in, frozen TrainConfig out, or ConfigError. `purpose`:
+    "training" runs every rule; "inference" those that matter to using a trained model (rules/)."""
     try:
         cfg = TrainConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(from_validation_error(err, _union_fields())) from None
-    problems = rules.check(cfg)
+    problems = rules.check(cfg, purpose)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -17,7 +17,6 @@ import bisect
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from trainer.data.encoded import IGNORE, TokenizedSet
 
@@ -194,31 +193,3 @@ class PackedSet(Sequence):
             "labels": labels,
             "position_ids": within,
         }
-
-
-class PackedCollator:
-    """Right-pads packed rows to the longest row in the batch; there is no attention mask.
-
-    The padding is a pseudo-document of its own (positions 0..k-1, labels IGNORE): the position restart
-    isolates it like any other document, so it neither sees nor is seen by real tokens, and it adds
-    nothing to the loss. An attention mask would switch transformers back to plain causal attention
-    across the whole row, so none is given.
-    """
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        positions = torch.arange(width, dtype=torch.long).repeat(len(rows), 1)
-        for row, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[row, :n] = torch.as_tensor(np.asarray(r["input_ids"]), dtype=torch.long)
-            labels[row, :n] = torch.as_tensor(np.asarray(r["labels"]), dtype=torch.long)
-            positions[row, :n] = torch.as_tensor(np.asarray(r["position_ids"]), dtype=torch.long)
-            positions[row, n:] -= n  # the pad pseudo-document counts from 0
-        # Real tokens in the batch, for throughput: there is no mask to count them from.
-        real = torch.tensor(sum(len(r["input_ids"]) for r in rows))
-        return {"input_ids": ids, "labels": labels, "position_ids": positions, "real_tokens": real}

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,38 +23,35 @@ import numpy as np
 from trainer.config.data import DataConfig
 from trainer.config.dataset import DatasetConfig
 from trainer.data import cache
+from trainer.data.collate import Collator, PackedCollator
 from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
+from trainer.data.packing import PackedSet
 from trainer.data.parallel_encode import encode_records
+from trainer.data.summary import DataSummary
 from trainer.errors import UserError
 
 log = logging.getLogger("trainer")
 
 
-@dataclass
-class DataSummary:
-    train: dict[str, EncodeStats]  # per training dataset: read, kept, dropped by reason
-    val: dict[str, EncodeStats]  # per validation dataset (empty when held out from training)
-    train_examples: int  # after hold-out and mixing
-    val_examples: int
-    mixed: dict[str, int] = field(default_factory=dict)  # training examples per dataset after the mix
-    cache: str = "off"  # "hit <folder>", "built <folder>", or "off"
-    seconds: float = 0.0
-    packed_rows: int | None = None
-    packing_efficiency: float | None = None
+@dataclass(frozen=True)
+class PreparedData:
+    """Everything the loaders need, and the one place that knows whether training rows are packed."""
+
+    examples: TokenizedSet  # the training examples, unpacked (what `trainer preprocess --debug` shows)
+    val: TokenizedSet  # validation stays unpacked, so exact match is per example
+    summary: DataSummary
+    packed: PackedSet | None = None  # rows of whole examples when data.packing
 
     @property
-    def train_total(self) -> EncodeStats:
-        total = EncodeStats()
-        for s in self.train.values():
-            total = total.merge(s)
-        return total
+    def train_items(self) -> Sequence[dict[str, Any]]:
+        """What the training loader yields items of: packed rows, or the examples."""
+        return self.packed if self.packed is not None else self.examples
 
-
-@dataclass
-class PreparedData:
-    train: Any  # TokenizedSet, or PackedSet when data.packing
-    val: TokenizedSet
-    summary: DataSummary
+    def collator(self, pad_id: int, train: bool) -> Collator | PackedCollator:
+        """Packed rows for training when packed; padded examples otherwise (validation always)."""
+        if train and self.packed is not None:
+            return PackedCollator(pad_id)
+        return Collator(pad_id)
 
 
 def encode_options(cfg: DataConfig, tokenizer: Any) -> EncodeOptions:
@@ -222,12 +220,10 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         val_examples=len(val),
         mixed=mixed,
         cache=status,
+        sequence_len=cfg.sequence_len,
     )
-    rows: Any = train
-    if cfg.packing:
-        from trainer.data.packing import PackedSet
-
-        rows = PackedSet(train, cfg.sequence_len)
-        summary.packed_rows, summary.packing_efficiency = len(rows), rows.efficiency
+    packed = PackedSet(train, cfg.sequence_len) if cfg.packing else None
+    if packed is not None:
+        summary.packed_rows, summary.packing_efficiency = len(packed), packed.efficiency
     summary.seconds = time.perf_counter() - started
-    return PreparedData(rows, val, summary)
+    return PreparedData(train, val, summary, packed)

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.config.dataset import SUFFIX_TYPES, CompletionFormat, DatasetConfig
+from trainer.config.dataset import CompletionFormat, DatasetConfig
+from trainer.config.paths import SUFFIX_TYPES, looks_local
 from trainer.errors import UserError, first_line
-from trainer.hub import download_hint, looks_local, require_hub
+from trainer.hub import download_hint, require_hub
 
 Record = dict[str, Any]
 

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 
 from trainer.config.model import ModelConfig
+from trainer.config.paths import looks_local
 from trainer.errors import UserError, first_line
-from trainer.hub import download_hint, looks_local, require_hub
+from trainer.hub import download_hint, require_hub
+from trainer.models.dtypes import DTYPES
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 log = logging.getLogger(__name__)
 
 

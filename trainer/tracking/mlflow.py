@@ -1,7 +1,9 @@
-"""MLflow: a Lightning `MLFlowLogger` pointed at an explicit store, with the validated config as params.
+"""tracker=mlflow: a Lightning `MLFlowLogger` pointed at an explicit store, the validated config as params.
 
 MLflow 3 refuses plain `./mlruns` file stores and Lightning's logger still defaults to one, so the URI is
-always explicit: by default a sqlite file under `run.output_root`, with artifacts beside it.
+always explicit: by default a sqlite file under `run.output_root`, with artifacts beside it. A run folder
+remembers its MLflow run (`mlflow_run_id`), so a resumed run continues the same MLflow run, and
+`trainer evaluate` logs into it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from typing import Any
 
 from trainer.config import TrainConfig
 from trainer.config.tracker import MlflowTracker
+from trainer.errors import UserError, first_line
+from trainer.tracking.base import Tracker
+
+RUN_ID_FILE = "mlflow_run_id"
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -26,85 +32,162 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def tracking_uri(cfg: TrainConfig, tracker: MlflowTracker) -> str:
-    if tracker.uri:
-        return tracker.uri
-    return "sqlite:///" + str(Path(cfg.run.output_root).resolve() / "mlflow.db")
-
-
-def artifact_root(cfg: TrainConfig) -> str:
-    return str(Path(cfg.run.output_root).resolve() / "mlartifacts")
-
-
-def run_tags(cfg: TrainConfig) -> dict[str, str]:
-    tags = {"experiment": cfg.run.experiment, "run_dir": str(Path(cfg.run.dir).resolve()), **cfg.run.tags}
-    if cfg.run.description:
-        tags["mlflow.note.content"] = cfg.run.description
-    if cfg.run.sweep is not None:
-        tags.update({"sweep": cfg.run.sweep.id, "sweep_job": str(cfg.run.sweep.job)})
-    return tags
-
-
-RUN_ID_FILE = "mlflow_run_id"
-
-
 def previous_run_id(run_dir: Path) -> str | None:
-    """The MLflow run this run folder logged to before (for resume into the same run)."""
+    """The MLflow run this run folder logged to before, if any."""
     path = run_dir / RUN_ID_FILE
     return path.read_text().strip() or None if path.exists() else None
 
 
-def make_logger(cfg: TrainConfig, tracker: MlflowTracker, resume_run_id: str | None = None) -> Any:
-    """A new MLflow run, or with `resume_run_id` the same run continued: its metric curves go on from
-    the resumed step. MLflow params are immutable, so on resume only new keys are logged, and a value
-    that changed (e.g. a longer trainer.max_steps) is recorded as a `resume.changed.<key>` tag."""
-    from lightning.pytorch.loggers import MLFlowLogger
+class Mlflow(Tracker):
+    def __init__(self, cfg: TrainConfig) -> None:
+        assert isinstance(cfg.tracker, MlflowTracker)
+        self.cfg = cfg
+        self.settings: MlflowTracker = cfg.tracker
+        self._logger: Any = None
+        self._continued = False
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-    name = cfg.run.name if cfg.run.sweep is None else f"{cfg.run.sweep.id}-{cfg.run.sweep.job}"
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logger = MLFlowLogger(
-        experiment_name=tracker.experiment or cfg.run.experiment,
-        run_name=name,
-        tracking_uri=tracking_uri(cfg, tracker),
-        tags=run_tags(cfg),
-        artifact_location=artifact_root(cfg) if not tracker.uri else None,
-        run_id=resume_run_id,
-    )
-    params = {k: str(v) for k, v in flatten(cfg.model_dump(mode="json")).items()}
-    if logger.run_id is None:  # a non-zero rank: Lightning gives it a dummy experiment
-        return logger
-    if resume_run_id is not None:
-        before = logger.experiment.get_run(resume_run_id).data.params
-        for key, value in params.items():
-            if key in before and before[key] != value[:6000]:
-                logger.experiment.set_tag(resume_run_id, f"resume.changed.{key}", value)
-        params = {k: v for k, v in params.items() if k not in before}
-    logger.log_hyperparams(params)
-    (Path(cfg.run.dir) / RUN_ID_FILE).write_text(logger.run_id)
-    return logger
+    # --- where -------------------------------------------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        if self.settings.uri:
+            return self.settings.uri
+        return "sqlite:///" + str(Path(self.cfg.run.output_root).resolve() / "mlflow.db")
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Artifacts beside the default sqlite store; a server (tracker.uri) keeps its own."""
+        if self.settings.uri:
+            return None
+        return str(Path(self.cfg.run.output_root).resolve() / "mlartifacts")
+
+    @property
+    def experiment(self) -> str:
+        return self.settings.experiment or self.cfg.run.experiment
+
+    def _tags(self) -> dict[str, str]:
+        run = self.cfg.run
+        tags = {"experiment": run.experiment, "run_dir": str(Path(run.dir).resolve()), **run.tags}
+        if run.description:
+            tags["mlflow.note.content"] = run.description
+        if run.sweep is not None:
+            tags.update({"sweep": run.sweep.id, "sweep_job": str(run.sweep.job)})
+        return tags
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def start(self, run_dir: Path, resume: str | None) -> None:
+        """A new MLflow run, or the one this run folder logged to when the fit resumes from one of its
+        own checkpoints: its metric curves then go on from the resumed step. MLflow params are
+        immutable, so on resume only new keys are logged, and a value that changed (e.g. a longer
+        trainer.max_steps) is recorded as a `resume.changed.<key>` tag."""
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        same_run = resume is not None and Path(resume).resolve().is_relative_to(run_dir.resolve())
+        previous = previous_run_id(run_dir) if same_run else None
+        run = self.cfg.run
+        self._logger = MLFlowLogger(
+            experiment_name=self.experiment,
+            run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
+            tracking_uri=self.uri,
+            tags=self._tags(),
+            artifact_location=self.artifact_root,
+            run_id=previous,
+        )
+        self._continued = previous is not None
+        if self._logger.run_id is None:  # a non-zero rank: Lightning gives it a dummy experiment
+            return
+        params = {k: str(v) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        if previous is not None:
+            before = self._logger.experiment.get_run(previous).data.params
+            for key, value in params.items():
+                if key in before and before[key] != value[:6000]:
+                    self._logger.experiment.set_tag(previous, f"resume.changed.{key}", value)
+            params = {k: v for k, v in params.items() if k not in before}
+        self._logger.log_hyperparams(params)
+        (run_dir / RUN_ID_FILE).write_text(self._logger.run_id)
+
+    @property
+    def logger(self) -> Any:
+        return self._logger
+
+    @property
+    def run_id(self) -> str | None:
+        return self._logger.run_id if self._logger is not None else None
+
+    @property
+    def continued(self) -> bool:
+        return self._continued
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self._logger.log_metrics(metrics, step=step)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self._logger.log_hyperparams(params)
+
+    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
+        # `experiment` is Lightning's rank-zero guard: a dummy that drops every call on other ranks.
+        experiment, run_id = self._logger.experiment, self._logger.run_id
+        for f in files:
+            experiment.log_artifact(run_id, str(f))
+        if folder is not None:
+            experiment.log_artifacts(run_id, str(folder), artifact_path=folder.name)
+
+    def describe(self) -> str:
+        return (
+            f"mlflow {self.uri} (run {self._logger.run_id}); view: mlflow ui --backend-store-uri {self.uri}"
+        )
+
+    def location(self) -> str | None:
+        return f"{self._logger.run_id} in {self.uri}"
+
+    # --- trainer evaluate --------------------------------------------------------------------------
+
+    def record_evaluation(
+        self, metrics: dict[str, float], run_dir: Path | None, tags: dict[str, str]
+    ) -> str | None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        uri = self.uri
+        run_id = previous_run_id(run_dir) if run_dir is not None else None
+        if run_id and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            raise UserError(
+                f"the run's MLflow store {uri} does not exist (the run folder was moved?)",
+                hint="set tracker.uri in the run's config.yaml to where mlflow.db is now",
+            )
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            if run_id:
+                _log(client, run_id, metrics, _last_step(client, run_id))
+            else:
+                found = client.get_experiment_by_name(self.experiment)
+                exp_id = (
+                    found.experiment_id
+                    if found
+                    else client.create_experiment(self.experiment, self.artifact_root)
+                )
+                name = f"evaluate-{self.cfg.run.name}"
+                run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+                _log(client, run_id, metrics, 0)
+                client.set_terminated(run_id)
+        except MlflowException as err:
+            raise UserError(
+                f"MLflow at {uri}: {first_line(err)}", hint="check tracker.uri and the run's mlflow_run_id"
+            ) from None
+        return f"{run_id} in {uri}"
 
 
-def log_artifacts(logger: Any, files: list[Path], folder: Path | None = None) -> None:
-    for f in files:
-        logger.experiment.log_artifact(logger.run_id, str(f))
-    if folder is not None:
-        logger.experiment.log_artifacts(logger.run_id, str(folder), artifact_path=folder.name)
+def _log(client: Any, run_id: str, metrics: dict[str, float], step: int) -> None:
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value, step=step)
 
 
-def data_metrics(summary: Any) -> dict[str, float]:
-    """The data's counts as step-0 metrics: examples read, kept and dropped by reason, packing."""
-    out: dict[str, float] = {
-        "data/train_examples": summary.train_examples,
-        "data/val_examples": summary.val_examples,
-    }
-    for group, by_name in (("train", summary.train), ("val", summary.val)):
-        for name, s in by_name.items():
-            out[f"data/{group}/{name}/read"] = s.read
-            out[f"data/{group}/{name}/kept"] = s.kept
-            out[f"data/{group}/{name}/tokens"] = s.tokens
-            for reason, n in s.dropped.items():
-                out[f"data/{group}/{name}/dropped_{reason}"] = n
-    if summary.packing_efficiency is not None:
-        out["data/packing_efficiency"] = summary.packing_efficiency
-        out["data/packed_rows"] = summary.packed_rows
-    return out
+def _last_step(client: Any, run_id: str) -> int:
+    """The run's final training step, so an evaluation lines up with its curves."""
+    for key in ("val/loss", "train/loss"):
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        if steps:
+            return max(steps)
+    return 0

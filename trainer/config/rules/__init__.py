@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
 MODULES = (training, data, periodic, hardware, parallel, model, peft)
+# A run folder's config is checked again before its model is used (trainer generate/evaluate/merge),
+# maybe on another machine: by the rules about using the model, not those about how it trained.
+INFERENCE_MODULES = (data, model, peft)
 
 
-def check(cfg: TrainConfig) -> list[Problem]:
+def check(cfg: TrainConfig, purpose: str = "training") -> list[Problem]:
+    """Every problem the rules find; `purpose="inference"` runs only the rules on using the model."""
     found: list[Problem] = []
-    for module in MODULES:
+    for module in MODULES if purpose == "training" else INFERENCE_MODULES:
         for rule in module.RULES:
             result = rule(cfg)
             if isinstance(result, Problem):

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.config.dataset import SUFFIX_TYPES
+from trainer.config.paths import SUFFIX_TYPES, looks_local
 from trainer.config.problems import Problem
 from trainer.config.rules.training import Rule
-from trainer.hub import looks_local
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig

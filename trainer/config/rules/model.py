@@ -2,7 +2,7 @@
 tokens with adapters.
 
 Facts about a pretrained model come from what is known without downloading: the built-in architecture
-of a hub preset (trainer/models/estimate.py, standard library only) or a local folder's config.json.
+of a hub preset (trainer/config/presets.py) or a local folder's config.json.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from trainer.config.presets import HUB_PRESETS
 from trainer.config.problems import Problem
 from trainer.config.rules.training import Rule
-from trainer.models.estimate import HUB_PRESETS
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig

@@ -1,0 +1,67 @@
+"""`trainer [GROUP=OPTION ...] [KEY=VALUE ...]`: compose -> validate -> train, the one flow.
+
+A Hydra app: sweeps (-m), --help, shell completion (-sc install=bash), configs of one's own
+(--config-dir DIR) are Hydra's. Overrides are checked against the schema before Hydra composes. The
+task function returns the final validation loss, so sweepers can optimise it. User mistakes (bad
+config, missing file, unreachable hub) exit 2 with a short message.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from trainer.boundary import (
+    CONF_DIR,
+    USER_ERRORS,
+    checked_args,
+    from_hydra,
+    parse,
+    register_resolvers,
+    report_and_exit,
+)
+from trainer.config import ConfigError, TrainConfig
+from trainer.hub import preflight
+
+HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
+
+
+def check_sources(cfg: TrainConfig) -> None:
+    """Every hub id of the run is probed now, before torch loads: offline, one fails in about 1 s."""
+    model = cfg.model
+    preflight(
+        {
+            "model.name_or_path": None if model.from_scratch else model.name_or_path,
+            "model.tokenizer": model.tokenizer,
+            **cfg.data.paths(),
+        }
+    )
+
+
+def _task(composed: DictConfig) -> float | None:
+    try:
+        cfg = from_hydra(composed).cfg
+        check_sources(cfg)
+        from trainer.commands.process import setup
+        from trainer.training.train import train  # heavy imports only once the config is good
+
+        setup(cfg.on_gpu)
+        return train(cfg).val_loss
+    except USER_ERRORS as err:
+        report_and_exit(err)
+
+
+_app = hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")(_task)
+
+
+def main(args: list[str]) -> None:
+    """Check the overrides, then hand Hydra the command line (rewritten so that valid keys compose)."""
+    try:
+        hydra_args, _ = checked_args(parse(args))
+    except ConfigError as err:
+        report_and_exit(err)
+    register_resolvers()
+    sys.argv = [sys.argv[0], *hydra_args]
+    _app()

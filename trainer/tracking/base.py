@@ -1,0 +1,61 @@
+"""The tracker interface: what training, `trainer evaluate` and the summaries need from a tracker.
+
+A run asks its tracker to start (a new tracker run, or the one this run folder logged to before), for a
+Lightning logger that receives the loop's metrics, to log metrics, params and files, and where it logged.
+`NullTracker` (tracker=none) does nothing; trackers are chosen by `trainer.tracking.for_config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Tracker:
+    """The interface; every method is a no-op here, so a tracker overrides only what it records."""
+
+    def start(self, run_dir: Path, resume: str | None) -> None:
+        """Open the tracker run of `run_dir`; `resume` is the checkpoint this fit continues from."""
+
+    @property
+    def logger(self) -> Any:
+        """The Lightning logger for the training loop's metrics, or None."""
+        return None
+
+    @property
+    def run_id(self) -> str | None:
+        """The tracker's id of this run (an MLflow run id), or None when nothing is tracked."""
+        return None
+
+    @property
+    def continued(self) -> bool:
+        """Whether start() continued a tracker run this run folder had before (its params are logged)."""
+        return False
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Metrics at an optimizer step (rank 0 only; a no-op elsewhere)."""
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Params of a new tracker run."""
+
+    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
+        """Files, and a whole folder (e.g. the exported model), as artifacts of the run."""
+
+    def describe(self) -> str:
+        """One line for the start summary: where metrics go and how to look at them."""
+        return "off (tracker=none)"
+
+    def location(self) -> str | None:
+        """Where this run's metrics went (for the end summary), or None when nothing was tracked."""
+        return None
+
+    def record_evaluation(
+        self, metrics: dict[str, float], run_dir: Path | None, tags: dict[str, str]
+    ) -> str | None:
+        """`trainer evaluate`: log `metrics` into the run folder's own tracker run when it has one,
+        else into a new run with `tags`; returns where they went, or None when nothing was tracked."""
+        return None
+
+
+class NullTracker(Tracker):
+    """tracker=none: nothing is tracked."""

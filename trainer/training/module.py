@@ -1,0 +1,130 @@
+"""The LightningModule: a plain HF causal LM, its loss, and validation loss + exact match.
+
+The model is created in `configure_model`, not `__init__`, so that sharding strategies can wrap it as
+it is built. What differs between strategies is asked of the `Parallel` object (trainer/parallel/);
+this module names none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from trainer.config import TrainConfig
+from trainer.data.collate import model_inputs
+from trainer.models.build import build_model
+from trainer.models.optim import build_optimizer, build_scheduler
+from trainer.models.peft import apply_peft
+from trainer.models.scoring import exact_matches, token_loss
+from trainer.parallel import Parallel
+
+
+def _plain_name(name: str) -> str:
+    """A parameter's name as it appears in the state dict: FSDP1 and activation-checkpointing wrappers
+    add segments to `named_parameters` that their state-dict hooks remove."""
+    for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
+        name = name.replace(wrapper, "")
+    return name
+
+
+@contextmanager
+def _seeded(seed: int, enabled: bool) -> Iterator[None]:
+    """Build under `seed` without touching the global generators: a from-scratch base that is not saved
+    in PEFT checkpoints must come out the same on resume, whatever ran before configure_model."""
+    if not enabled:
+        yield
+        return
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class CausalLMModule(L.LightningModule):
+    def __init__(self, cfg: TrainConfig, hf_config: Any, total_steps: int, parallel: Parallel) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.hf_config = hf_config
+        self.total_steps = total_steps
+        self.parallel = parallel
+        self.model: Any = None
+        self.val_loss = MeanMetric()
+        self.val_exact_match = MeanMetric()
+        # A PEFT checkpoint holds only the trainable tensors (on_save_checkpoint): on resume the frozen base
+        # comes from a fresh build, and the checkpoint is loaded over it without demanding the base's keys.
+        self.strict_loading = cfg.peft.method == "none"
+
+    def configure_model(self) -> None:
+        """Build (and let the strategy wrap) the model once; Lightning calls this before validate and fit."""
+        if self.model is not None:
+            return
+        self.parallel.before_model(self)
+        peft = self.cfg.peft.method != "none"
+        with _seeded(self.cfg.run.seed, enabled=peft and self.cfg.model.from_scratch):
+            model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+        self.model = self.parallel.wrap_model(model, self)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """PEFT runs keep only what trains (adapters, modules_to_save) plus the optimizer state: the frozen
+        base is rebuilt on resume, from its hub id or local folder, or for a from-scratch base from the
+        seed (configure_model). Checkpoints read back key by key (sharded ones) keep every key."""
+        if self.cfg.peft.method == "none" or self.parallel.checkpoint_keeps_every_key:
+            return
+        state = checkpoint["state_dict"]
+        for name, param in self.named_parameters(remove_duplicate=False):
+            key = _plain_name(name)
+            if not param.requires_grad and key in state:
+                del state[key]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**model_inputs(batch), use_cache=False).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, count = token_loss(self(batch), batch["labels"])
+        loss = total / count.clamp(min=1)
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        total, count = token_loss(logits, batch["labels"])
+        self.val_loss.update(total / count.clamp(min=1), weight=count)
+        self.val_exact_match.update(exact_matches(logits, batch["labels"]))
+
+    def on_validation_epoch_end(self) -> None:
+        """Logged here, against the optimizer step just taken: Lightning's own val logging uses the
+        step before it (5 for a validation after step 6), which misaligns curves in the tracker."""
+        # compute() reduces over data-parallel ranks, so every rank logs the same global value.
+        metrics = {"val/loss": self.val_loss.compute(), "val/exact_match": self.val_exact_match.compute()}
+        self.val_loss.reset()
+        self.val_exact_match.reset()
+        for key, value in metrics.items():
+            self.log(key, value, prog_bar=True, logger=False)
+        for logger in self.trainer.loggers:
+            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.trainer.global_step)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip to `trainer.gradient_clip` by the `trainer.gradient_clip_norm` norm (Lightning's own path
+        knows only the 2-norm and refuses FSDP1), and log the pre-clip norm as `train/grad_norm`.
+        Called once per optimizer step, after backward; how is the strategy's business."""
+        norm = self.parallel.clip_gradients(
+            self.trainer, optimizer, gradient_clip_val or None, self.cfg.trainer.gradient_clip_norm
+        )
+        if norm is not None:
+            self.log("train/grad_norm", norm, on_step=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.cfg.optimizer, on_gpu=self.cfg.on_gpu)
+        scheduler = build_scheduler(optimizer, self.cfg.scheduler, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

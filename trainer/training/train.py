@@ -1,0 +1,234 @@
+"""`train(cfg)`: a validated `TrainConfig` in, a trained and exported run out. No Hydra past this point.
+
+It reads as its phases: open the run folder, prepare the inputs (tokenizer, data, step count), start
+tracking, build the fit (Lightning trainer, module, strategy), run it, export, report. Order matters for
+failing fast: the tokenizer and model config are resolved (a missing hub id reported) before data is
+prepared, and data problems are reported before the model is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+
+from trainer.config import TrainConfig
+from trainer.config.period import enabled, every_n, fires
+from trainer.config.steps import StepCount, count_steps
+from trainer.data.datamodule import InstructionDataModule
+from trainer.data.summary import DataSummary
+from trainer.models.accounting import ParamCounts, meta_param_counts
+from trainer.models.build import hf_config, load_tokenizer
+from trainer.parallel import Parallel, for_config
+from trainer.tracking import Tracker
+from trainer.tracking import for_config as tracker_for
+from trainer.training import provenance
+from trainer.training.callbacks import StepProgressBar, TokenThroughput
+from trainer.training.checkpoints import checkpoint_callbacks, last_checkpoint, resume_checkpoint
+from trainer.training.export import Exported, export_run_model
+from trainer.training.module import CausalLMModule
+from trainer.training.periodic import side_callbacks
+from trainer.training.summary import print_end, print_start
+
+log = logging.getLogger("trainer")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    val_loss: float | None
+    metrics: dict[str, float]
+    baseline: dict[str, float] = field(default_factory=dict)
+    model_dir: Path | None = None
+    run_id: str | None = None  # the tracker's id of the run (MLflow), None with tracker=none
+
+
+@dataclass
+class Inputs:
+    """What the fit is built from, known before any weight exists."""
+
+    tokenizer: Any
+    model_config: Any
+    data: InstructionDataModule
+    summary: DataSummary
+    steps: StepCount
+    params: ParamCounts
+
+
+@dataclass
+class Fit:
+    trainer: L.Trainer
+    module: CausalLMModule
+    parallel: Parallel
+    throughput: TokenThroughput
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    seconds: float
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    run_dir, files = open_run_folder(cfg)
+    inputs = prepare_inputs(cfg)
+    resume = resume_checkpoint(cfg, run_dir)
+    tracker = start_tracking(cfg, run_dir, resume, inputs, files)
+    fit = build_fit(cfg, run_dir, inputs, tracker)
+    if fit.trainer.is_global_zero:
+        print_start(cfg, inputs.params, inputs.summary, inputs.steps, tracker.describe())
+        if resume:
+            log.warning("Resuming from %s", resume)
+    outcome = run_fit(cfg, run_dir, fit, inputs, resume)
+    exported = None
+    if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
+        exported = export_run_model(
+            fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model"
+        )
+    return report(cfg, run_dir, fit, outcome, exported, tracker)
+
+
+def open_run_folder(cfg: TrainConfig) -> tuple[Path, list[Path]]:
+    """The run folder with the resolved config (what ranks and resumes read) and provenance; seeds."""
+    run_dir = Path(cfg.run.dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    L.seed_everything(cfg.run.seed, workers=True, verbose=False)
+    return run_dir, [config_file, provenance.write(run_dir)]
+
+
+def prepare_inputs(cfg: TrainConfig) -> Inputs:
+    tokenizer = load_tokenizer(cfg.model)
+    model_config = hf_config(cfg.model, tokenizer)
+    data = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed)
+    prepared = data.prepare()
+    steps = count_steps(cfg, len(prepared.train_items))
+    params = meta_param_counts(cfg.model, model_config, cfg.peft)
+    return Inputs(tokenizer, model_config, data, prepared.summary, steps, params)
+
+
+def start_tracking(
+    cfg: TrainConfig, run_dir: Path, resume: str | None, inputs: Inputs, files: list[Path]
+) -> Tracker:
+    """A new tracker run, or the one this run folder had when the fit resumes from its own checkpoint."""
+    tracker = tracker_for(cfg)
+    tracker.start(run_dir, resume)
+    tracker.log_files(files)
+    if resume is None:  # once per tracker run (rank 0 only: the logger guards it)
+        tracker.log_metrics(inputs.summary.metrics(), step=0)
+    if not tracker.continued:  # params are immutable: a continued run has them
+        tracker.log_params({"params/total": inputs.params.total, "params/trainable": inputs.params.trainable})
+    return tracker
+
+
+def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker) -> Fit:
+    """The Lightning trainer with our callbacks; periods become Lightning's step intervals through
+    `every_n`, the same arithmetic `fires` uses."""
+    loop, par, last = cfg.trainer, cfg.parallelism, inputs.steps.total
+    parallel = for_config(cfg)
+    throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
+    callbacks: list[L.Callback] = [
+        throughput,
+        *checkpoint_callbacks(cfg, run_dir, last),
+        *side_callbacks(cfg, run_dir, last),
+        *parallel.callbacks(),
+    ]
+    if loop.progress_bar:
+        callbacks.append(StepProgressBar(leave=False))
+    validating = bool(len(inputs.data.prepared.val)) and enabled(loop.val_every)
+    val_every = every_n(loop.val_every, last) or 1
+    trainer = L.Trainer(
+        accelerator="gpu" if cfg.on_gpu else "cpu",  # the validated facts, so rules and run agree
+        devices=getattr(par, "devices", 1),
+        num_nodes=getattr(par, "nodes", 1),
+        strategy=parallel.strategy(),
+        precision=cfg.precision,
+        max_steps=loop.max_steps or -1,
+        max_epochs=loop.max_epochs,
+        accumulate_grad_batches=cfg.grad_accum,
+        gradient_clip_val=loop.gradient_clip,
+        val_check_interval=val_every * cfg.grad_accum if validating else None,
+        check_val_every_n_epoch=None if validating else 1,
+        limit_val_batches=None if validating else 0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the datamodule shards by rank itself (trainer/data/sampler.py)
+        log_every_n_steps=every_n(loop.log_every, last) or last + 1,
+        logger=tracker.logger if tracker.logger is not None else False,
+        callbacks=callbacks,
+        default_root_dir=run_dir,
+        enable_progress_bar=loop.progress_bar,
+        enable_model_summary=False,
+        deterministic=loop.deterministic,
+        benchmark=loop.cudnn_benchmark,
+        inference_mode=False,  # no_grad instead: metric states survive validate() before fit()
+    )
+    module = CausalLMModule(cfg, inputs.model_config, last, parallel)
+    return Fit(trainer, module, parallel, throughput)
+
+
+def run_fit(cfg: TrainConfig, run_dir: Path, fit: Fit, inputs: Inputs, resume: str | None) -> Outcome:
+    """The step-0 baseline, the fit, a final validation unless the last step had one, last.ckpt."""
+    has_val = bool(len(inputs.data.prepared.val))
+    baseline: dict[str, float] = {}
+    if has_val and cfg.trainer.val_at_start and resume is None:
+        baseline = _validate(fit, inputs)
+    started = time.perf_counter()
+    fit.trainer.fit(fit.module, datamodule=inputs.data, ckpt_path=resume)
+    seconds = time.perf_counter() - started
+    metrics = _scalars(fit.trainer.callback_metrics)
+    val_every = cfg.trainer.val_every
+    if has_val and enabled(val_every) and not fires(val_every, fit.trainer.global_step, inputs.steps.total):
+        metrics.update(_validate(fit, inputs))
+    if cfg.trainer.save_last:
+        fit.trainer.save_checkpoint(last_checkpoint(run_dir), weights_only=False)
+    return Outcome(metrics, baseline, seconds)
+
+
+def report(
+    cfg: TrainConfig, run_dir: Path, fit: Fit, outcome: Outcome, exported: Exported | None, tracker: Tracker
+) -> TrainResult:
+    """Final metrics and files to the tracker, the end summary; what the run produced."""
+    paths = {"run folder": str(run_dir), "log": str(run_dir / "train.log")}
+    model_dir = exported.model if exported is not None else None
+    if exported is not None:
+        paths.update(exported.describe())
+    trainer = fit.trainer
+    if trainer.is_global_zero:
+        tracker.log_metrics({f"final/{k}": v for k, v in outcome.metrics.items()}, step=trainer.global_step)
+        log_file = run_dir / "train.log"
+        tracker.log_files(
+            [log_file] if log_file.exists() else [],
+            model_dir if getattr(cfg.tracker, "log_model", False) else None,
+        )
+        location = tracker.location()
+        if location is not None:
+            paths[f"{cfg.tracker.kind} run"] = location
+        print_end(cfg, outcome.metrics, outcome.baseline, outcome.seconds, fit.throughput.mean_rate, paths)
+    val_loss = outcome.metrics.get("val/loss")
+    return TrainResult(
+        run_dir,
+        val_loss if val_loss is None or math.isfinite(val_loss) else None,
+        outcome.metrics,
+        outcome.baseline,
+        model_dir,
+        tracker.run_id,
+    )
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if not k.endswith("/s") and k != "tokens/s"}
+
+
+def _validate(fit: Fit, inputs: Inputs) -> dict[str, float]:
+    """Run validation now; metrics are read from callback_metrics because the module logs them to the
+    trackers itself (against the right step), so `validate()`'s own return value does not hold them."""
+    fit.trainer.validate(fit.module, datamodule=inputs.data, verbose=False)
+    return {k: v for k, v in _scalars(fit.trainer.callback_metrics).items() if k.startswith("val/")}
