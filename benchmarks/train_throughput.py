@@ -169,31 +169,40 @@ def bench_steps(steps: int, repeats: int, warmup: int) -> list[tuple[str, str]]:
     return rows
 
 
-def wall(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+def wall(cmd: list[str], env: dict[str, str], cwd: Path, expect: int = 0) -> float:
+    """Seconds `cmd` takes; it must exit with `expect`."""
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
+    if done.returncode != expect:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return seconds
 
 
 def bench_startup(repeats: int) -> list[tuple[str, str]]:
+    """Whole commands: a one-step run against the bare imports, and how soon mistakes are reported (a bad
+    config, an unreachable hub id: both before torch loads)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("TRAINER_DEBUG", None)
+    offline = {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"} | {"HF_ENDPOINT": "http://127.0.0.1:9"}
     bare = [sys.executable, "-c", "import torch, lightning, transformers"]
-    imports, cli = [], []
+    trainer = [sys.executable, "-m", "trainer"]
+    imports, cli, bad, hub = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as out:
         overrides = [*QUIET, "trainer.max_steps=1"]
         overrides.append(f"run.output_root={out}")
         for _ in range(repeats):
             imports.append(wall(bare, env, ROOT))
-            cli.append(wall([sys.executable, "-m", "trainer", *overrides], env, ROOT))
+            cli.append(wall([*trainer, *overrides], env, ROOT))
+            bad.append(wall([*trainer, "optimizer.lr=abc", f"run.output_root={out}"], env, ROOT, expect=2))
+            hub.append(wall([*trainer, "model=llama", f"run.output_root={out}"], offline, ROOT, expect=2))
     a, b = min(imports), min(cli)
     return [
         ('startup (a): python -c "import torch, lightning, transformers" (min wall s)', f"{a:.2f}"),
         ("startup (b): python -m trainer, whole run of 1 optimizer step (min wall s)", f"{b:.2f}"),
         ("ratio (b) / (a)", f"{b / a:.2f}"),
+        ("a bad config (optimizer.lr=abc) reported, exit 2 (min wall s)", f"{min(bad):.2f}"),
+        ("an unreachable hub id (model=llama, no hub) reported, exit 2 (min wall s)", f"{min(hub):.2f}"),
     ]
 
 

@@ -316,6 +316,7 @@ def test_builtin_tokenizer_round_trips_and_splits_digits(tok) -> None:
     assert [tok.decode([i]) for i in tok(" 59", add_special_tokens=False)["input_ids"]] == [" ", "5", "9"]
 
 
+@pytest.mark.slow
 def test_preprocess_builds_the_cache_prints_counts_and_debug_view(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     args = ["data.datasets.tiny_tasks.count=300", f"data.cache_dir={cache}", "--debug", "1", "--plain"]

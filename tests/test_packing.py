@@ -3,7 +3,6 @@ examples (no attention across documents, positions as if alone)."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -63,13 +62,11 @@ def test_pack_bins_rejects_an_item_over_capacity() -> None:
         pack_bins([3], 0)
 
 
-def test_pack_bins_is_fast_on_50k_items() -> None:
+def test_pack_bins_on_50k_items() -> None:
+    """Every item once, no row over capacity, rows nearly full (its time: benchmarks/data_pipeline.py)."""
     lengths = np.random.default_rng(0).integers(10, 1001, size=50_000)
-    start = time.perf_counter()
     bins = pack_bins(lengths, 2048)
-    elapsed = time.perf_counter() - start
     check_bins(bins, lengths, 2048)
-    assert elapsed < 5.0, f"pack_bins took {elapsed:.2f}s"
     assert int(lengths.sum()) / (len(bins) * 2048) > 0.99
 
 

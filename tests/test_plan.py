@@ -38,6 +38,7 @@ def _params(stdout: str) -> tuple[int, int]:
 # --- the CLI -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_default_plan_counts_like_the_real_model_and_writes_nothing(tmp_path: Path) -> None:
     from trainer.models.accounting import count_params
     from trainer.models.build import build_model, hf_config, load_tokenizer
@@ -58,6 +59,7 @@ def test_default_plan_counts_like_the_real_model_and_writes_nothing(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []  # no run folder, no .hydra/, no log file
 
 
+@pytest.mark.slow
 def test_llama2_7b_lora_count_without_the_hub(tmp_path: Path) -> None:
     """The figure in the PEFT docs: trainable 4,194,304 of 6,742,609,920 parameters."""
     proc = _plan(
@@ -70,6 +72,7 @@ def test_llama2_7b_lora_count_without_the_hub(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bad_config_exits_2_with_the_one_line_message(tmp_path: Path) -> None:
     proc = _plan(["optimizer.lr=abc", "hydra.run.dir=elsewhere"], tmp_path)
     assert proc.returncode == 2
@@ -79,6 +82,7 @@ def test_bad_config_exits_2_with_the_one_line_message(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_typo_in_a_group_option_is_caught_before_compose(tmp_path: Path) -> None:
     proc = _plan(["model=lama"], tmp_path)
     assert proc.returncode == 2

@@ -74,6 +74,7 @@ def test_preset_composes_validates_and_plans_the_published_size(preset: str, tmp
     assert config.max_position_embeddings == arch.max_position_embeddings
 
 
+@pytest.mark.slow
 def test_plan_cli_counts_a_new_preset_offline(tmp_path: Path) -> None:
     proc = run_cli(["plan", "model=qwen2_5_7b", "peft=lora"], tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr

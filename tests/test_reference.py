@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 from typing import Union, get_args, get_origin
 
+import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -114,6 +115,7 @@ def test_json_schema() -> None:
     assert set(schema["required"]) == SECTIONS - {"hardware", "gc", "profiler", "infer"}  # all have defaults
 
 
+@pytest.mark.slow
 def test_cli_prints_markdown_without_torch(tmp_path: Path) -> None:
     env = {"PYTHONIOENCODING": "utf-8", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(

@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -127,13 +126,13 @@ def test_file_type_overrides_the_extension(tmp_path: Path) -> None:
     assert _load(f, file_type="jsonl") == ROWS
 
 
-def test_reading_the_demo_data_is_fast() -> None:
+def test_reading_the_demo_data() -> None:
+    """Real public data reads whole (its speed: benchmarks/data_pipeline.py)."""
     demo = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_en_demo.json"
     if not demo.exists():
         pytest.skip(f"{demo} is not here")
-    started = time.perf_counter()
     records = _load(demo)
-    assert len(records) > 900 and time.perf_counter() - started < 0.5
+    assert len(records) > 900 and all({"instruction", "output"} <= set(r) for r in records)
 
 
 # --- errors: one line naming key, path (and line), with a hint ------------------------------------------
@@ -252,12 +251,11 @@ def test_hub_dataset_offline_fails_with_a_local_file_hint(monkeypatch: pytest.Mo
         assert f"{KEY}.path=/path/to/data.json" in (info.value.hint or "")
 
 
-def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub_is_reported_by_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-connect probe answers (not the libraries' retries): its message names the host."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    started = time.perf_counter()
     error = _error("trainer-tests/no-such-dataset")
-    assert time.perf_counter() - started < 5
     assert "not a local path, and the Hugging Face hub (127.0.0.1) cannot be reached" in error.message
 
 

@@ -432,15 +432,15 @@ def test_fsdp2_cli_on_two_cpu_processes(tmp_path: Path, quick_overrides: list[st
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
     from transformers import AutoModelForCausalLM
 
+    """The experiment=fsdp_cpu preset: the default job over 2 CPU processes, each holding half of it."""
     kept = [o for o in quick_overrides if not o.startswith("trainer.")]
-    fsdp = (
-        "parallelism=fsdp parallelism.accelerator=cpu data.global_batch=64 data.micro_batch=16 run.name=fsdp"
-    )
     loop = "trainer.max_steps=4 trainer.val_every=4 trainer.log_every=2 trainer.checkpoint_every=disable"
-    proc = run_cli([*kept, *fsdp.split(), *loop.split(), "trainer.progress_bar=false"], cwd=tmp_path)
+    args = [*kept, "experiment=fsdp_cpu", "run.name=fsdp", *loop.split(), "trainer.progress_bar=false"]
+    proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("trainer: finished default/fsdp") == 1
-    run = tmp_path / "outputs" / "default" / "fsdp"
+    assert proc.stdout.count("trainer: finished fsdp_cpu/fsdp") == 1
+    assert "global 32 = micro 16 x accum 1 x 2 rank(s)" in proc.stdout  # the default job's global batch
+    run = tmp_path / "outputs" / "fsdp_cpu" / "fsdp"
     # The sharded checkpoint is a folder with one shard per rank.
     last = run / "checkpoints" / "last.ckpt"
     assert last.is_dir() and (last / ".metadata").exists() and len(list(last.glob("*.distcp"))) == 2
@@ -457,7 +457,7 @@ def test_fsdp2_cli_on_two_cpu_processes(tmp_path: Path, quick_overrides: list[st
 
     # Trained, not the random init: validation loss fell; the pre-clip grad norm was logged.
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    (mrun,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    (mrun,) = client.search_runs([client.get_experiment_by_name("fsdp_cpu").experiment_id])
     val = {m.step: m.value for m in client.get_metric_history(mrun.info.run_id, "val/loss")}
     assert val[4] < val[0]
     norms = client.get_metric_history(mrun.info.run_id, "train/grad_norm")

@@ -188,13 +188,13 @@ class _Checker:
                     f"not an option of the chosen {union.path}; it belongs to {choices}",
                     f"add {choices}",
                 )
-            tag = f"{union.path}.{union.tag_field}"
-            choices = " or ".join(f"{tag}={t}" for t in found.owners)
+            field, first, *more = union.tag_field, *found.owners
+            also = f" (or {', '.join(more)})" if more else ""
             return Problem(
                 key,
                 value,
-                f"not an option of {tag}={union.chosen}; it belongs to {choices}",
-                f"set {choices}",
+                f"not a key of {field}={union.chosen}; it belongs to {field}={' or '.join(found.owners)}",
+                f"set {union.path}.{field}={first}{also}",
             )
         if not found.takes_keys:
             return Problem(key, value, f"unknown key: {found.parent} has no sub-keys", "check the spelling")

@@ -60,6 +60,11 @@ class DataConfig(StrictModel):
         None, description="Batches each worker loads ahead (num_workers > 0); null = PyTorch's default."
     )
     seed: int | None = Field(None, description="Shuffle seed; null = run.seed.")
+    overfit_batches: NonNegativeInt = Field(
+        0,
+        description="Debugging: train on the first N global batches only and validate on them (loss should "
+        "fall toward 0); 0 = off. See debug=overfit.",
+    )
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataConfig:
@@ -78,7 +83,10 @@ class DataConfig(StrictModel):
 
     @property
     def has_validation(self) -> bool:
-        return bool(self.validation) or self.val_fraction > 0 or self.val_count > 0
+        """Whether there is data to validate on: a validation set, or the overfitted batches."""
+        return (
+            bool(self.validation) or self.val_fraction > 0 or self.val_count > 0 or self.overfit_batches > 0
+        )
 
     def groups(self) -> tuple[tuple[str, dict[str, DatasetConfig]], ...]:
         """("datasets", ...) and ("validation", ...): the config key under data and its entries."""

@@ -174,6 +174,19 @@ class PackedSet(Sequence):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def head(self, n: int) -> PackedSet:
+        """The first `n` rows only (same examples underneath): what data.overfit_batches trains on."""
+        part = object.__new__(PackedSet)
+        part.examples, part.capacity, part.rows = self.examples, self.capacity, self.rows[:n]
+        lengths = np.asarray(self.examples.lengths, dtype=np.int64)
+        part.real_tokens = int(sum(int(lengths[r].sum()) for r in part.rows))
+        part.efficiency = part.real_tokens / (n * self.capacity) if n else 0.0
+        return part
+
+    def members(self) -> np.ndarray:
+        """Indices of the examples in these rows, in order."""
+        return np.asarray(sorted(i for row in self.rows for i in row), dtype=np.int64)
+
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:  # type: ignore[override]
         if i < 0:
             i += len(self)

@@ -223,7 +223,31 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         sequence_len=cfg.sequence_len,
     )
     packed = PackedSet(train, cfg.sequence_len) if cfg.packing else None
+    if cfg.overfit_batches:
+        train, packed, val = _overfit(train, packed, cfg)
+        summary.overfit = len(packed if packed is not None else train)
+        summary.train_examples = len(train)
     if packed is not None:
         summary.packed_rows, summary.packing_efficiency = len(packed), packed.efficiency
     summary.seconds = time.perf_counter() - started
     return PreparedData(train, val, summary, packed)
+
+
+def _overfit(
+    examples: TokenizedSet, packed: PackedSet | None, cfg: DataConfig
+) -> tuple[TokenizedSet, PackedSet | None, TokenizedSet]:
+    """`data.overfit_batches`: the first N global batches of training items, and their examples as the
+    validation set (a model that works learns them by heart)."""
+    n = cfg.overfit_batches * cfg.global_batch
+    items, kind = (packed, "rows") if packed is not None else (examples, "examples")
+    if n > len(items):
+        raise UserError(
+            f"data.overfit_batches={cfg.overfit_batches} needs {n:,} training {kind} "
+            f"({cfg.overfit_batches} x data.global_batch {cfg.global_batch}); the data has {len(items):,}",
+            hint="use a smaller data.overfit_batches or data.global_batch",
+        )
+    if packed is None:
+        chosen = examples.select(np.arange(n, dtype=np.int64))
+        return chosen, None, chosen
+    rows = packed.head(n)
+    return examples, rows, examples.select(rows.members())

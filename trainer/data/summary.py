@@ -29,6 +29,7 @@ class DataSummary:
     sequence_len: int = 0
     packed_rows: int | None = None
     packing_efficiency: float | None = None
+    overfit: int | None = None  # data.overfit_batches: the training items kept, validated on themselves
 
     @property
     def train_total(self) -> EncodeStats:
@@ -65,6 +66,10 @@ class DataSummary:
                     f"{self.packed_rows:,} rows of {self.sequence_len} tokens, "
                     f"{self.packing_efficiency:.2%} of token slots are real tokens",
                 )
+            )
+        if self.overfit is not None:
+            rows.append(
+                ("overfit", f"training on the first {self.overfit:,} items only, validated on themselves")
             )
         rows.append(("cache", f"{self.cache} ({self.seconds:.2f} s)"))
         return rows

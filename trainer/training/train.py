@@ -135,9 +135,10 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     loop, par, last = cfg.trainer, cfg.parallelism, inputs.steps.total
     parallel = for_config(cfg)
     throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
+    checkpoints = checkpoint_callbacks(cfg, run_dir, last)
     callbacks: list[L.Callback] = [
         throughput,
-        *checkpoint_callbacks(cfg, run_dir, last),
+        *checkpoints,
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
     ]
@@ -163,6 +164,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         log_every_n_steps=every_n(loop.log_every, last) or last + 1,
         logger=tracker.logger if tracker.logger is not None else False,
         callbacks=callbacks,
+        enable_checkpointing=bool(checkpoints),  # else Lightning adds a checkpoint of its own
         default_root_dir=run_dir,
         enable_progress_bar=loop.progress_bar,
         enable_model_summary=False,
