@@ -2,7 +2,7 @@
 rules know each preset's limits, and compile / added_tokens / trust_remote_code / local folders work.
 
 No test downloads anything: hub presets are counted on the meta device from the built-in architectures
-in trainer/models/estimate.py, and "pretrained" models are tiny random ones saved to a temporary folder.
+in trainer/config/presets.py, and "pretrained" models are tiny random ones saved to a temporary folder.
 """
 
 from __future__ import annotations

@@ -22,8 +22,18 @@ from trainer.config.paths import looks_local
 
 USAGE = "trainer plan [GROUP=OPTION ...] [KEY=VALUE ...]"
 
-# The order of the defaults list in conf/train.yaml.
-_GROUP_ORDER = ("model", "data", "optimizer", "scheduler", "parallelism", "peft", "tracker", "experiment")
+# The order of the defaults list in trainer/conf/train.yaml.
+_GROUP_ORDER = (
+    "model",
+    "data",
+    "optimizer",
+    "scheduler",
+    "parallelism",
+    "peft",
+    "tracker",
+    "experiment",
+    "debug",
+)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`gc:` when Python's garbage collector runs during training (keys in conf/train.yaml).
+"""`gc:` when Python's garbage collector runs during training (keys in trainer/conf/train.yaml).
 
 Automatic collection pauses a rank at unpredictable moments; with many ranks, every collective waits
 for the slowest one. `manual` turns the automatic collector off and collects on a fixed step period, so

@@ -1,4 +1,4 @@
-"""`hardware:` facts about the machine that validation depends on (keys in conf/train.yaml).
+"""`hardware:` facts about the machine that validation depends on (keys in trainer/conf/train.yaml).
 
 They are inputs, not guesses made deep inside training: `null` means "detect at launch", and any value
 set by the user wins. That makes GPU-only rules (bf16, fp16 AMP, device counts) testable on a CPU box:

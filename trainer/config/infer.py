@@ -1,4 +1,4 @@
-"""`infer:` what `trainer generate`, `trainer evaluate` and `trainer merge` read (keys in conf/train.yaml).
+"""`infer:` what `trainer generate`, `evaluate` and `merge` read (keys in trainer/conf/train.yaml).
 
 Training ignores this section; it lives in the same composed config so that the three commands take the
 same groups and overrides as training and are validated the same way, before anything heavy loads.

@@ -1,4 +1,4 @@
-"""`profiler:` the PyTorch profiler and CUDA memory snapshots (keys in conf/train.yaml).
+"""`profiler:` the PyTorch profiler and CUDA memory snapshots (keys in trainer/conf/train.yaml).
 
 A profiling window opens at each step where `every` fires (for last_step: so that it ends on the final
 step). Inside a window the profiler waits `wait` steps, warms up `warmup` steps, records `active` steps,

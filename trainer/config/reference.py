@@ -21,7 +21,7 @@ from trainer.config.train import TrainConfig
 
 HEADER = "Generated from the schema by `trainer schema --markdown`; do not edit by hand."
 
-# Sections that are plain keys of conf/train.yaml rather than a config group of their own.
+# Sections that are plain keys of trainer/conf/train.yaml rather than a config group of their own.
 _TRAIN_YAML_KEYS = frozenset({"run", "trainer", "hardware", "gc", "profiler", "infer"})
 
 _UNION_ORIGINS = (Union, types.UnionType)

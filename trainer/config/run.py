@@ -1,4 +1,4 @@
-"""`run:` where a run lives and how it is named (top-level keys in conf/train.yaml)."""
+"""`run:` where a run lives and how it is named (top-level keys in trainer/conf/train.yaml)."""
 
 from __future__ import annotations
 
