@@ -21,6 +21,8 @@ SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py"))
 LAST_FIGURES = {
     "train_throughput": "an unreachable hub id (model=llama, no hub) reported",
     "data_pipeline": "hit / build",
+    "busy_machine": "busy/idle",
+    "default_run": "median exact match",
 }
 
 

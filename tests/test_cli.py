@@ -87,7 +87,7 @@ def test_run_writes_folder_model_checkpoints_provenance_and_mlflow(tmp_path: Pat
     exp = client.get_experiment_by_name("cli")
     (mrun,) = client.search_runs([exp.experiment_id])
     assert mrun.info.run_name == "e2e" and mrun.info.status == "FINISHED"
-    assert mrun.data.params["optimizer.lr"] == "0.003" and mrun.data.params["trainer.max_steps"] == "12"
+    assert mrun.data.params["optimizer.lr"] == "0.002" and mrun.data.params["trainer.max_steps"] == "12"
     assert mrun.data.params["model.architecture.hidden_size"] == "128"
     for key in ("train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/exact_match"):
         assert client.get_metric_history(mrun.info.run_id, key), key

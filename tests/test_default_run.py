@@ -1,7 +1,8 @@
-"""The product's promise: `python -m trainer` with no arguments learns, on a CPU, in about two minutes.
+"""The product's promise: `python -m trainer` with no arguments learns, on a CPU, in a few minutes.
 
 Reads the step-0 baseline and the final validation metrics back from MLflow: loss must fall by more
-than half and exact match must rise well above its step-0 value (0 for a random model).
+than half, and exact match must reach the learning floor of the worst of three seeds (30 %; the
+figures of every seed are benchmarks/default_run.py's, in the README).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import load_config, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +25,9 @@ def test_default_run_learns(tmp_path: Path) -> None:
     loss = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val/loss")}
     em = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val/exact_match")}
     last = max(loss)
-    assert min(loss) == 0 and last == 900
+    assert min(loss) == 0 and last == load_config().trainer.max_steps
     assert loss[last] < 0.5 * loss[0], loss
-    assert em[0] < 0.02 and em[last] >= 0.2, em
+    assert em[0] < 0.02 and em[last] >= 0.30, em
     print(
         f"default run: val loss {loss[0]:.3f} -> {loss[last]:.3f}, exact match {em[0]:.1%} -> {em[last]:.1%}"
     )

@@ -51,7 +51,7 @@ def test_default_plan_counts_like_the_real_model_and_writes_nothing(tmp_path: Pa
     real = count_params(model)
     assert _params(out) == (real.total, real.trainable)
     assert "187 per epoch" in out
-    assert "900 total, warmup 45" in out
+    assert "1,200 total, warmup 60" in out
     assert "global 32 = micro 32 x accum 1 x 1 rank(s)" in out
     assert "model=tiny data=tiny_tasks optimizer=adamw scheduler=cosine" in out
     assert "micro_batch: 32" in out  # the resolved config is printed
@@ -67,7 +67,7 @@ def test_llama2_7b_lora_count_without_the_hub(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert _params(proc.stdout) == (6_742_609_920, 4_194_304)
-    assert "per epoch unknown" in proc.stdout and "900 total" in proc.stdout
+    assert "per epoch unknown" in proc.stdout and "1,200 total" in proc.stdout
     assert "(LoRA)" in proc.stdout
     assert list(tmp_path.iterdir()) == []
 

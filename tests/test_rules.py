@@ -22,6 +22,24 @@ DS = ["parallelism=deepspeed", "data.global_batch=64"]
 HUB = ["model=llama", "data.sequence_len=128"]
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
+    "threads_more_than_cores": (
+        ["trainer.threads=4", "hardware.cpu_cores=2"],
+        [
+            "  trainer.threads=4: 4 thread(s) x 1 process(es) per node is more than the 2 CPU cores here; use trainer.threads<=2 or trainer.threads=auto"
+        ],
+    ),
+    "threads_times_processes_more_than_cores": (
+        [
+            "trainer.threads=2",
+            "hardware.cpu_cores=2",
+            "parallelism=ddp",
+            "parallelism.accelerator=cpu",
+            "data.global_batch=64",
+        ],
+        [
+            "  trainer.threads=2: 2 thread(s) x 2 process(es) per node is more than the 2 CPU cores here; use trainer.threads<=1 or trainer.threads=auto"
+        ],
+    ),
     "val_at_start_without_data": (
         ["data.validation=null", "trainer.val_every=disable"],
         [

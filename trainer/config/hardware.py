@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from trainer.config.base import StrictModel
 
@@ -31,6 +31,9 @@ class HardwareFacts(StrictModel):
     )
     slurm_nodes: NonNegativeInt | None = Field(
         None, description="Nodes of the Slurm job this runs in (SLURM_JOB_NUM_NODES); 0 = not in Slurm."
+    )
+    cpu_cores: PositiveInt | None = Field(
+        None, description="CPU cores this process may run on (its affinity mask); null = detect."
     )
     slurm_tasks_per_node: NonNegativeInt | None = Field(
         None, description="Slurm tasks per node (SLURM_NTASKS_PER_NODE); 0 = not in Slurm; null = detect."
@@ -59,6 +62,15 @@ def _gpu_capabilities() -> list[float]:
     return caps
 
 
+def _cpu_cores() -> int:
+    """The cores this process may use: its affinity mask (a Slurm allocation, taskset, a container's
+    cpuset), not every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _slurm_tasks_per_node() -> int:
     """SLURM_NTASKS_PER_NODE is set only with --ntasks-per-node; otherwise derive it from the totals."""
     per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
@@ -68,10 +80,14 @@ def _slurm_tasks_per_node() -> int:
     return max(1, int(tasks) // max(1, int(nodes))) if tasks.isdigit() and nodes.isdigit() else 0
 
 
+def _packages() -> dict[str, bool]:
+    return {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES}
+
+
 def detect(given: dict | None) -> dict:
     """Fill every null fact from this machine; values the user set are kept as they are."""
     facts = dict(given or {})
-    keys = ("cuda", "gpu_count", "bf16", "packages", "slurm_nodes", "slurm_tasks_per_node")
+    keys = ("cuda", "gpu_count", "bf16", "packages", "cpu_cores", "slurm_nodes", "slurm_tasks_per_node")
     if all(facts.get(k) is not None for k in keys):
         return facts
     caps = _gpu_capabilities()
@@ -80,7 +96,8 @@ def detect(given: dict | None) -> dict:
         "cuda": bool(caps),
         "gpu_count": len(caps),
         "bf16": bool(caps) and min(caps) >= 8.0,
-        "packages": {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES},
+        "packages": _packages(),
+        "cpu_cores": _cpu_cores(),
         "slurm_nodes": int(os.environ["SLURM_JOB_NUM_NODES"]) if in_slurm else 0,
         "slurm_tasks_per_node": _slurm_tasks_per_node() if in_slurm else 0,
     }

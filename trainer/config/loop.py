@@ -17,7 +17,7 @@ Precision = Literal["auto", "32", "bf16-mixed", "bf16-true", "16-mixed"]
 
 
 class LoopConfig(StrictModel):
-    max_steps: PositiveInt | None = Field(900, description="Optimizer steps to run (or set max_epochs).")
+    max_steps: PositiveInt | None = Field(1200, description="Optimizer steps to run (or set max_epochs).")
     max_epochs: PositiveInt | None = Field(None, description="Epochs to run (or set max_steps).")
     val_every: Period = Field(
         100, description="Validate every N optimizer steps, at last_step only, or disable (never)."
@@ -52,6 +52,11 @@ class LoopConfig(StrictModel):
     )
     cudnn_benchmark: bool = Field(
         False, description="Let cuDNN pick the fastest kernels per shape (GPU; not with deterministic)."
+    )
+    threads: PositiveInt | Literal["auto", "torch"] = Field(
+        "auto",
+        description="Torch CPU threads per process: N; auto = on the CPU, follow the cores other processes "
+        "leave free (one process), else torch's choice; torch = one per core, always.",
     )
     progress_bar: bool = Field(True, description="Show Lightning's rich progress bar.")
     export_model: bool = Field(

@@ -10,7 +10,7 @@ from trainer.config.base import StrictModel
 
 
 class _Common(StrictModel):
-    lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(
         0.01, ge=0, description="Decoupled weight decay (not applied to norms/biases)."
     )

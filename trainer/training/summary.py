@@ -42,8 +42,8 @@ def print_start(
         ),
         (
             "hardware",
-            f"{'gpu' if cfg.on_gpu else 'cpu'}, precision {cfg.trainer.precision}, "
-            f"strategy {cfg.parallelism.strategy}",
+            f"{'gpu' if cfg.on_gpu else 'cpu'} ({cfg.hardware.cpu_cores} cores, threads "
+            f"{cfg.trainer.threads}), precision {cfg.trainer.precision}, strategy {cfg.parallelism.strategy}",
         ),
         ("outputs", str(Path(cfg.run.dir))),
         ("tracking", tracking),

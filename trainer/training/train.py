@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 
 from trainer.config import TrainConfig
@@ -35,6 +36,7 @@ from trainer.training.export import Exported, export_run_model
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.summary import print_end, print_start
+from trainer.training.threads import thread_callbacks
 
 log = logging.getLogger("trainer")
 
@@ -67,6 +69,7 @@ class Fit:
     module: CausalLMModule
     parallel: Parallel
     throughput: TokenThroughput
+    threads: list[L.Callback]  # the thread governor, when trainer.threads=auto chose one
 
 
 @dataclass
@@ -136,8 +139,10 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     parallel = for_config(cfg)
     throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
     checkpoints = checkpoint_callbacks(cfg, run_dir, last)
+    threads = thread_callbacks(cfg)
     callbacks: list[L.Callback] = [
         throughput,
+        *threads,
         *checkpoints,
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
@@ -173,7 +178,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         inference_mode=False,  # no_grad instead: metric states survive validate() before fit()
     )
     module = CausalLMModule(cfg, inputs.model_config, last, parallel)
-    return Fit(trainer, module, parallel, throughput)
+    return Fit(trainer, module, parallel, throughput, threads)
 
 
 def run_fit(cfg: TrainConfig, run_dir: Path, fit: Fit, inputs: Inputs, resume: str | None) -> Outcome:
@@ -213,6 +218,8 @@ def report(
         location = tracker.location()
         if location is not None:
             paths[f"{cfg.tracker.kind} run"] = location
+        threads = fit.threads[0].describe() if fit.threads else f"{torch.get_num_threads()} per process"
+        paths = {"threads": threads, **paths}
         print_end(cfg, outcome.metrics, outcome.baseline, outcome.seconds, fit.throughput.mean_rate, paths)
     val_loss = outcome.metrics.get("val/loss")
     return TrainResult(

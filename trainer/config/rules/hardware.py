@@ -152,8 +152,24 @@ def _deepspeed_needs_cuda(cfg: TrainConfig) -> Problem | None:
     )  # fmt: skip
 
 
+def _threads_fit_the_cores(cfg: TrainConfig) -> Problem | None:
+    """More threads than cores per process only makes them wait for each other."""
+    threads, cores = cfg.trainer.threads, cfg.hardware.cpu_cores
+    per_node = cfg.parallelism.devices if cfg.parallelism.distributed else 1
+    if not isinstance(threads, int) or cores is None or threads * per_node <= cores:
+        return None
+    most = max(1, cores // per_node)
+    return Problem(
+        "trainer.threads",
+        threads,
+        f"{threads} thread(s) x {per_node} process(es) per node is more than the {cores} CPU cores here",
+        f"use trainer.threads<={most} or trainer.threads=auto",
+    )
+
+
 RULES: tuple[Rule, ...] = (
     _gpu_without_cuda,
+    _threads_fit_the_cores,
     _more_devices_than_gpus,
     _fp16_needs_cuda,
     _bf16_needs_support,
