@@ -15,7 +15,7 @@ def _same_values(written: object, validated: object, where: str) -> None:
     if isinstance(written, dict):
         assert isinstance(validated, dict), where
         for key, value in written.items():
-            if key != "defaults":
+            if key not in ("defaults", "hydra"):  # Hydra's own settings are not validated
                 _same_values(value, validated[key], f"{where}.{key}")
     elif not (isinstance(written, str) and "${" in written):
         expected = list(written) if isinstance(written, tuple) else written

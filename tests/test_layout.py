@@ -1,7 +1,7 @@
 """The layout's promises, checked on the source: one home per concern, and no layer importing one above.
 
     layer 0  trainer.errors, trainer.config, trainer.assets     (standard library and pydantic only)
-    layer 1  trainer.hub, trainer.console
+    layer 1  trainer.hub, trainer.console, trainer.launch
     layer 2  trainer.boundary                                   (+ Hydra, OmegaConf)
     layer 3  trainer.data, trainer.models
     layer 4  trainer.parallel, trainer.tracking
@@ -32,6 +32,7 @@ LAYERS = {
     "assets": 0,
     "hub": 1,
     "console": 1,
+    "launch": 1,
     "boundary": 2,
     "data": 3,
     "models": 3,

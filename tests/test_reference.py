@@ -24,6 +24,7 @@ SECTIONS = {
     "profiler",
     "run",
     "model",
+    "launcher",
     "data",
     "optimizer",
     "scheduler",

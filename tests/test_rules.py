@@ -40,6 +40,66 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "  trainer.threads=2: 2 thread(s) x 2 process(es) per node is more than the 2 CPU cores here; use trainer.threads<=1 or trainer.threads=auto"
         ],
     ),
+    "slurm_tasks_per_node_not_devices": (
+        ["launcher=slurm", "launcher.tasks_per_node=2"],
+        [
+            "  launcher.tasks_per_node=2: Lightning runs one task per device and the run has parallelism.devices=1 per node; set parallelism.devices=2, or leave launcher.tasks_per_node unset (it follows parallelism.devices)"
+        ],
+    ),
+    "slurm_nodes_not_parallelism_nodes": (
+        [
+            "launcher=slurm",
+            "parallelism=ddp",
+            "parallelism.accelerator=cpu",
+            "data.global_batch=64",
+            "launcher.nodes=2",
+        ],
+        [
+            "  launcher.nodes=2: the run trains on parallelism.nodes=1 node(s); set parallelism.nodes=2 (with parallelism=ddp or fsdp), or leave launcher.nodes unset (it follows parallelism.nodes)"
+        ],
+    ),
+    "slurm_time_too_short_for_the_signal": (
+        ["launcher=slurm", "launcher.time=00:02:00"],
+        [
+            "  launcher.time=00:02:00: leaves no room for the requeue signal 120 s (+ up to 60 s) before the limit; use a time limit above 4 minutes, a smaller launcher.signal_before_s, or launcher.requeue=false"
+        ],
+    ),
+    "slurm_time_unreadable": (
+        ["launcher=slurm", "launcher.time=1h"],
+        [
+            "  launcher.time=1h: not a Slurm time limit; write minutes (90), H:M:S (01:30:00) or D-H:M:S (1-00:00:00)"
+        ],
+    ),
+    "slurm_gpus_on_a_cpu_run": (
+        ["launcher=slurm", "launcher.gpus_per_node=1", "parallelism.accelerator=cpu"],
+        [
+            "  launcher.gpus_per_node=1: GPUs asked for, but parallelism.accelerator=cpu would leave them idle; use launcher.gpus_per_node=0, or parallelism.accelerator=gpu"
+        ],
+    ),
+    "slurm_gpu_run_without_gpus": (
+        ["launcher=slurm", "parallelism.accelerator=gpu"],
+        [
+            "  launcher.gpus_per_node=0: parallelism.accelerator=gpu, but the job asks for no GPUs; set launcher.gpus_per_node to the GPUs per node (parallelism.devices)"
+        ],
+    ),
+    "slurm_fewer_gpus_than_tasks": (
+        [
+            "launcher=slurm",
+            "parallelism=ddp",
+            "parallelism.accelerator=gpu",
+            "data.global_batch=64",
+            "launcher.gpus_per_node=1",
+        ],
+        [
+            "  parallelism.devices=2: more processes per node than GPUs (1); use parallelism.devices<=1, or more parallelism.nodes"
+        ],
+    ),
+    "slurm_shell_job_name": (
+        ["launcher=slurm", "launcher.job_name=bash"],
+        [
+            "  launcher.job_name=bash: Lightning treats a job with this name as an interactive shell, and every rank hangs as rank 0; use another name, e.g. launcher.job_name=trainer"
+        ],
+    ),
     "val_at_start_without_data": (
         ["data.validation=null", "trainer.val_every=disable"],
         [

@@ -23,3 +23,13 @@ def panel(title: str, rows: list[tuple[str, str]], log_it: bool = False) -> None
     )
     if log_it:
         log.info("%s\n%s", title, "\n".join(f"  {k:<10} {v}" for k, v in rows))
+
+
+def progress(line: str) -> None:
+    """A plain progress line: always to the run's log, and to stdout when stdout is not a terminal (a
+    Slurm log, nohup, a pipe), where no progress bar is drawn. In a terminal the bar shows it."""
+    import sys
+
+    log.info("%s", line)
+    if not sys.stdout.isatty():
+        print(line, flush=True)

@@ -16,15 +16,20 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from trainer.assets import asset_path
+from trainer.config.launcher import slurm_minutes, slurm_options
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_NAME = "train"
 
 
 def register_resolvers() -> None:
-    """`${asset:tokenizer}` -> absolute path of a file the project ships."""
-    if not OmegaConf.has_resolver("asset"):
-        OmegaConf.register_new_resolver("asset", asset_path)
+    """`${asset:tokenizer}` -> absolute path of a file the project ships; `${slurm_minutes:}` and
+    `${slurm_options:}` turn launcher=slurm's keys into what Hydra's submitit launcher reads
+    (conf/launcher/slurm.yaml)."""
+    resolvers = {"asset": asset_path, "slurm_minutes": slurm_minutes, "slurm_options": slurm_options}
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from trainer.config import ConfigError, TrainConfig, validate
 from trainer.config.hardware import detect as detect_hardware
+from trainer.config.hardware import for_slurm_job, in_slurm_step
 from trainer.config.problems import Problem
 from trainer.errors import UserError, first_line
 
@@ -44,11 +45,20 @@ def from_composed(cfg: DictConfig, launcher: dict[str, Any] | None = None) -> Tr
         raise ConfigError([Problem(key, "<interpolation>", f"could not resolve: {message}")]) from None
     assert isinstance(data, dict)
     data.pop("hydra", None)
-    data["hardware"] = detect_hardware(data.get("hardware"))
+    data["hardware"] = _hardware(data)
     for dotted, value in (launcher or {}).items():
         section, _, leaf = dotted.partition(".")
         data.setdefault(section, {})[leaf] = value
     return validate(data)
+
+
+def _hardware(data: dict[str, Any]) -> dict[str, Any]:
+    """This machine's facts; for a Slurm submission (launcher=slurm, not yet inside the job), those of
+    the nodes it asks for, so a GPU job can be validated on a login node without GPUs."""
+    launcher = data.get("launcher")
+    if isinstance(launcher, dict) and launcher.get("kind") == "slurm" and not in_slurm_step():
+        return for_slurm_job(data.get("hardware"), launcher)
+    return detect_hardware(data.get("hardware"))
 
 
 def from_run_folder(run_dir: Path, infer: dict[str, Any], key: str) -> TrainConfig:

@@ -32,6 +32,13 @@ COMMANDS = {
         Command("evaluate", "trainer.commands.evaluate", "score a model: loss, perplexity, exact match"),
         Command("merge", "trainer.commands.merge", "fold a LoRA/DoRA adapter into a full model"),
         Command(
+            "submit", "trainer.commands.submit", "send a run to Slurm: sbatch script in its folder, job id"
+        ),
+        Command(
+            "status", "trainer.commands.status", "a submitted run's Slurm state, elapsed time, last step"
+        ),
+        Command("cancel", "trainer.commands.cancel", "cancel a submitted run's Slurm job"),
+        Command(
             "schema", "trainer.commands.schema", "the config schema: JSON Schema or the Markdown reference"
         ),
     )

@@ -40,9 +40,29 @@ def check_sources(cfg: TrainConfig) -> None:
     )
 
 
+_ARGS: list[str] = []  # this command line, as the user typed it: what a Slurm job runs again
+
+
+def _submits(cfg: TrainConfig) -> bool:
+    """`launcher=slurm` outside a Slurm job, one run: submit it (a sweep's jobs are Hydra's launcher's)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from trainer.config.hardware import in_slurm_step
+
+    single = HydraConfig.get().mode != RunMode.MULTIRUN
+    return cfg.launcher.kind == "slurm" and not in_slurm_step() and single
+
+
 def _task(composed: DictConfig) -> float | None:
     try:
-        cfg = from_hydra(composed).cfg
+        inv = from_hydra(composed)
+        cfg = inv.cfg
+        if _submits(cfg):
+            from trainer.commands.submit import submit_run
+
+            submit_run(cfg, _ARGS, inv.run_dir)
+            return None
         check_sources(cfg)
         from trainer.commands.process import setup
         from trainer.training.train import train  # heavy imports only once the config is good
@@ -53,6 +73,7 @@ def _task(composed: DictConfig) -> float | None:
         report_and_exit(err)
 
 
+register_resolvers()  # also when a Slurm job (submitit) calls `_task` without `main`
 _app = hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")(_task)
 
 
@@ -63,5 +84,6 @@ def main(args: list[str]) -> None:
     except ConfigError as err:
         report_and_exit(err)
     register_resolvers()
+    _ARGS[:] = args
     sys.argv = [sys.argv[0], *hydra_args]
     _app()

@@ -80,6 +80,29 @@ def _slurm_tasks_per_node() -> int:
     return max(1, int(tasks) // max(1, int(nodes))) if tasks.isdigit() and nodes.isdigit() else 0
 
 
+def in_slurm_step() -> bool:
+    """Inside a task that srun started (our sbatch script's, or submitit's): where a run with
+    `launcher=slurm` trains instead of submitting itself."""
+    return "SLURM_STEP_ID" in os.environ and "SLURM_JOB_ID" in os.environ
+
+
+def for_slurm_job(given: dict | None, launcher: dict) -> dict:
+    """The facts of the nodes a Slurm job will get, for validating a submission on a login node: GPUs
+    and layout from the launcher settings (bf16 assumed with GPUs; the job checks again on its nodes),
+    packages from here (the nodes run the same environment). Values the user set are kept."""
+    gpus = int(launcher.get("gpus_per_node") or 0)
+    target = {
+        "cuda": gpus > 0,
+        "gpu_count": gpus,
+        "bf16": gpus > 0,
+        "cpu_cores": launcher.get("cpus_per_task"),
+        "slurm_nodes": 0,  # not in the job yet: rules/launcher.py checks the layout it asks for
+        "slurm_tasks_per_node": 0,
+    }
+    facts = {k: v for k, v in (given or {}).items() if v is not None}
+    return {**target, "packages": _packages(), **facts}
+
+
 def _packages() -> dict[str, bool]:
     return {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_PACKAGES}
 

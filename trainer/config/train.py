@@ -13,6 +13,7 @@ from trainer.config.dataset import DatasetConfig
 from trainer.config.gc import GcConfig
 from trainer.config.hardware import HardwareFacts
 from trainer.config.infer import InferConfig
+from trainer.config.launcher import LauncherConfig
 from trainer.config.loop import LoopConfig
 from trainer.config.model import ModelConfig
 from trainer.config.optimizer import OptimizerConfig
@@ -34,6 +35,7 @@ class TrainConfig(StrictModel):
     parallelism: ParallelismConfig = Field(description="How the run is spread over devices and nodes.")
     peft: PeftConfig = Field(description="Full fine-tuning or parameter-efficient fine-tuning (LoRA).")
     tracker: TrackerConfig = Field(description="Where metrics, params and artifacts are tracked.")
+    launcher: LauncherConfig = Field(description="Where the run goes: this machine, or a Slurm cluster.")
     trainer: LoopConfig = Field(
         description="The training loop: length, evaluation, logging, checkpoints, precision."
     )

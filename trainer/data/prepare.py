@@ -22,6 +22,7 @@ import numpy as np
 
 from trainer.config.data import DataConfig
 from trainer.config.dataset import DatasetConfig
+from trainer.console import progress
 from trainer.data import cache
 from trainer.data.collate import Collator, PackedCollator
 from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
@@ -65,6 +66,9 @@ def encode_options(cfg: DataConfig, tokenizer: Any) -> EncodeOptions:
     )
 
 
+LARGE = 20_000  # records from which encoding takes long enough to print a line before and after
+
+
 def _encode_all(
     group: str, datasets: dict[str, DatasetConfig], tokenizer: Any, opts: EncodeOptions, num_proc: int | None
 ) -> tuple[dict[str, TokenizedSet], dict[str, EncodeStats]]:
@@ -74,7 +78,12 @@ def _encode_all(
     for name, ds in datasets.items():
         key = f"data.{group}.{name}"
         records = load_records(ds, key)
+        started = time.perf_counter()
+        if len(records) >= LARGE:  # minutes of encoding: say so where no progress bar shows
+            progress(f"encoding {key}: {len(records):,} records ...")
         examples, stats[name] = encode_records(records, ds.format, tokenizer, opts, key, num_proc)
+        if len(records) >= LARGE:
+            progress(f"encoded {key}: {len(examples):,} examples in {time.perf_counter() - started:.1f} s")
         if not examples:
             raise UserError(
                 f"{key}: no example is left after encoding ({stats[name].read:,} read; dropped: "

@@ -8,7 +8,10 @@ remembers its MLflow run (`mlflow_run_id`), so a resumed run continues the same 
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,24 @@ from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
 
 RUN_ID_FILE = "mlflow_run_id"
+
+
+@contextmanager
+def _sqlite_lock(uri: str) -> Iterator[None]:
+    """One process at a time creates a sqlite store, its experiment and a run: the jobs of a sweep on
+    Slurm start together, and two processes migrating a new store's schema at once fail ("duplicate
+    column name"). A lock file beside the database; a server URI needs none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -83,21 +104,26 @@ class Mlflow(Tracker):
         immutable, so on resume only new keys are logged, and a value that changed (e.g. a longer
         trainer.max_steps) is recorded as a `resume.changed.<key>` tag."""
         from lightning.pytorch.loggers import MLFlowLogger
+        from lightning.pytorch.utilities import rank_zero_only
 
+        if rank_zero_only.rank != 0:
+            # Only rank 0 talks to the store: under srun every rank starts at once, and two processes
+            # creating one sqlite store race in its schema migration ("duplicate column name").
+            return
         same_run = resume is not None and Path(resume).resolve().is_relative_to(run_dir.resolve())
         previous = previous_run_id(run_dir) if same_run else None
         run = self.cfg.run
-        self._logger = MLFlowLogger(
-            experiment_name=self.experiment,
-            run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
-            tracking_uri=self.uri,
-            tags=self._tags(),
-            artifact_location=self.artifact_root,
-            run_id=previous,
-        )
+        with _sqlite_lock(self.uri):  # the store's creation, the experiment's, the run's
+            self._logger = MLFlowLogger(
+                experiment_name=self.experiment,
+                run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
+                tracking_uri=self.uri,
+                tags=self._tags(),
+                artifact_location=self.artifact_root,
+                run_id=previous,
+            )
+            _ = self._logger.run_id
         self._continued = previous is not None
-        if self._logger.run_id is None:  # a non-zero rank: Lightning gives it a dummy experiment
-            return
         params = {k: str(v) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
         if previous is not None:
             before = self._logger.experiment.get_run(previous).data.params
@@ -121,13 +147,16 @@ class Mlflow(Tracker):
         return self._continued
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self._logger.log_metrics(metrics, step=step)
+        if self._logger is not None:  # None on ranks other than 0
+            self._logger.log_metrics(metrics, step=step)
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self._logger.log_hyperparams(params)
+        if self._logger is not None:
+            self._logger.log_hyperparams(params)
 
     def log_files(self, files: list[Path], folder: Path | None = None) -> None:
-        # `experiment` is Lightning's rank-zero guard: a dummy that drops every call on other ranks.
+        if self._logger is None:
+            return
         experiment, run_id = self._logger.experiment, self._logger.run_id
         for f in files:
             experiment.log_artifact(run_id, str(f))

@@ -60,3 +60,12 @@ class StepProgressBar(RichProgressBar):
         trainer = self.trainer
         total = trainer.max_steps if trainer.max_steps > 0 else "?"
         return f"epoch {current_epoch} step {trainer.global_step}/{total}"
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Lightning sets the label once per epoch; keep the step in it current."""
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            label = self._get_train_description(trainer.current_epoch)
+            self.progress.update(self.train_progress_bar_id, description=label)

@@ -35,6 +35,8 @@ from trainer.training.checkpoints import checkpoint_callbacks, last_checkpoint, 
 from trainer.training.export import Exported, export_run_model
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
+from trainer.training.progress import ProgressLog
+from trainer.training.requeue import slurm_requeue
 from trainer.training.summary import print_end, print_start
 from trainer.training.threads import thread_callbacks
 
@@ -140,12 +142,15 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
     checkpoints = checkpoint_callbacks(cfg, run_dir, last)
     threads = thread_callbacks(cfg)
+    requeue, plugins = slurm_requeue(cfg, run_dir)
     callbacks: list[L.Callback] = [
         throughput,
+        ProgressLog(every_n(loop.log_every, last) or last, last, throughput),
         *threads,
         *checkpoints,
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
+        *requeue,
     ]
     if loop.progress_bar:
         callbacks.append(StepProgressBar(leave=False))
@@ -156,6 +161,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         devices=getattr(par, "devices", 1),
         num_nodes=getattr(par, "nodes", 1),
         strategy=parallel.strategy(),
+        plugins=plugins or None,
         precision=cfg.precision,
         max_steps=loop.max_steps or -1,
         max_epochs=loop.max_epochs,

@@ -3,7 +3,8 @@
 Each rule returns the `Problem`s it finds (or None), naming the key to change and how. Rules check; they
 never rewrite what the user wrote. They are grouped by concern: training (batches, schedule, periods,
 checkpoints), data (paths, file types, cache folder), hardware (what this machine can run), parallel
-(strategies and Slurm), model (shapes, attention, quantization) and periodic (GC and profiler).
+(strategies and the enclosing Slurm job), launcher (what a Slurm
+submission asks for), model (shapes, attention, quantization) and periodic (GC and profiler).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from trainer.config.problems import Problem
-from trainer.config.rules import data, hardware, model, parallel, peft, periodic, training
+from trainer.config.rules import data, hardware, launcher, model, parallel, peft, periodic, training
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
-MODULES = (training, data, periodic, hardware, parallel, model, peft)
+MODULES = (training, data, periodic, hardware, parallel, launcher, model, peft)
 # A run folder's config is checked again before its model is used (trainer generate/evaluate/merge),
 # maybe on another machine: by the rules about using the model, not those about how it trained.
 INFERENCE_MODULES = (data, model, peft)

@@ -37,7 +37,8 @@ def _needs(
 
 
 def _gpu_without_cuda(cfg: TrainConfig) -> Problem | None:
-    if cfg.parallelism.accelerator == "gpu" and not cfg.hardware.cuda:
+    submitting = cfg.launcher.kind == "slurm" and not cfg.hardware.slurm_nodes  # rules/launcher.py says it
+    if cfg.parallelism.accelerator == "gpu" and not cfg.hardware.cuda and not submitting:
         return Problem(
             "parallelism.accelerator",
             "gpu",
