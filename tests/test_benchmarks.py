@@ -23,6 +23,7 @@ LAST_FIGURES = {
     "data_pipeline": "hit / build",
     "busy_machine": "busy/idle",
     "default_run": "median exact match",
+    "slurm_jobs": "requeue downtime",
 }
 
 

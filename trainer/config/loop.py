@@ -58,7 +58,9 @@ class LoopConfig(StrictModel):
         description="Torch CPU threads per process: N; auto = on the CPU, follow the cores other processes "
         "leave free (one process), else torch's choice; torch = one per core, always.",
     )
-    progress_bar: bool = Field(True, description="Show Lightning's rich progress bar.")
+    progress_bar: bool = Field(
+        True, description="Show Lightning's rich progress bar in a terminal (elsewhere: plain step lines)."
+    )
     export_model: bool = Field(
         True, description="Write the final model in Hugging Face format to <run>/model."
     )

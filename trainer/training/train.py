@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,8 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         *parallel.callbacks(),
         *requeue,
     ]
-    if loop.progress_bar:
+    bar = loop.progress_bar and sys.stdout.isatty()  # elsewhere the plain lines of progress.py
+    if bar:
         callbacks.append(StepProgressBar(leave=False))
     validating = bool(len(inputs.data.prepared.val)) and enabled(loop.val_every)
     val_every = every_n(loop.val_every, last) or 1
@@ -177,7 +179,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         callbacks=callbacks,
         enable_checkpointing=bool(checkpoints),  # else Lightning adds a checkpoint of its own
         default_root_dir=run_dir,
-        enable_progress_bar=loop.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         deterministic=loop.deterministic,
         benchmark=loop.cudnn_benchmark,
