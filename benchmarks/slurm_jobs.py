@@ -120,12 +120,9 @@ def main() -> None:
 
         job, run_dir, _ = submit([*run, *TWO_NODES, "run.name=two"], cwd)
         two = train_seconds(finished(job, run_dir))
-        print(
-            f"2. {steps} steps of global batch 32: one process {one:.1f} s ({one / steps * 1000:.0f} ms/step),"
-        )
-        print(
-            f"   two nodes x 1 task (DDP, gloo) {two:.1f} s ({two / steps * 1000:.0f} ms/step), ratio {two / one:.2f}"
-        )
+        one_ms, two_ms = one / steps * 1000, two / steps * 1000
+        print(f"2. {steps} steps of global batch 32: one process {one:.1f} s ({one_ms:.0f} ms/step),")
+        print(f"   two nodes x 1 task (DDP, gloo) {two:.1f} s ({two_ms:.0f} ms/step), ratio {two / one:.2f}")
 
         requeue_steps = ["trainer.max_steps=30", "trainer.log_every=1", "run.name=requeue"]
         job, run_dir, _ = submit([root, *COMMON, *requeue_steps], cwd)
@@ -137,10 +134,8 @@ def main() -> None:
         resumed = wait_for(lambda: "Resuming from" in log.read_text()) + down
         finished(job, run_dir)
         total = time.perf_counter() - signalled
-        print(
-            f"3. requeue downtime: signal -> requeued job running {down:.1f} s, -> resumed from the checkpoint"
-        )
-        print(f"   {resumed:.1f} s, -> finished {total:.1f} s")
+        print(f"3. requeue downtime: signal -> requeued job running {down:.1f} s, -> resumed from the")
+        print(f"   checkpoint {resumed:.1f} s, -> finished {total:.1f} s")
     print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
 
 
