@@ -3,11 +3,9 @@ last progress line (step, loss). Without an argument: the newest submitted run u
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from trainer.boundary import USER_ERRORS, report_and_exit
-from trainer.commands.usage import wants_help
+from trainer.commands.usage import slurm_job
 
 USAGE = "trainer status [RUN_FOLDER | JOB_ID]"
 
@@ -24,17 +22,13 @@ def last_progress(run_dir: Path | None) -> str:
 
 
 def main(args: list[str]) -> None:
-    if wants_help(args):
-        print(f"usage: {USAGE}\n\n{__doc__}")
-        return
     from trainer.console import panel
-    from trainer.launch.slurm import find_job, finished_state, job_fields
+    from trainer.launch.slurm import finished_state, job_fields
 
-    try:
-        job_id, run_dir = find_job(args[0] if args else None)
-        fields = job_fields(job_id)
-    except USER_ERRORS as err:
-        report_and_exit(err)
+    found = slurm_job(args, USAGE, __doc__, job_fields)
+    if found is None:
+        return
+    job_id, run_dir, fields = found
     if fields is None:
         state = finished_state(job_id) or "unknown to Slurm (ended a while ago)"
         rows = [("job", job_id), ("state", state)]
@@ -50,4 +44,3 @@ def main(args: list[str]) -> None:
         ]
     rows += [("progress", last_progress(run_dir)), ("run folder", str(run_dir or "?"))]
     panel(f"trainer: status of Slurm job {job_id}", rows)
-    sys.stdout.flush()

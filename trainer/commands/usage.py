@@ -64,3 +64,20 @@ def run_command(
         task(inv)
     except USER_ERRORS as err:
         report_and_exit(err)
+
+
+def slurm_job(
+    args: list[str], usage: str, doc: str | None, act: Callable[[str], Any]
+) -> tuple[str, Any, Any] | None:
+    """`trainer status|cancel [RUN_FOLDER | JOB_ID]`: help (None), or the job the argument names, its run
+    folder and what `act(job_id)` returned; a user mistake (no such run, no Slurm here) exits 2."""
+    if wants_help(args):
+        print(f"usage: {usage}\n\n{doc or ''}")
+        return None
+    from trainer.launch.slurm import find_job
+
+    try:
+        job_id, run_dir = find_job(args[0] if args else None)
+        return job_id, run_dir, act(job_id)
+    except USER_ERRORS as err:
+        report_and_exit(err)
