@@ -210,5 +210,5 @@ def test_bad_settings_fail_before_submission(tmp_path: Path) -> None:
     )
     assert "Traceback" not in bad.stderr + unknown.stderr
     after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    assert after == before  # nothing was submitted
+    assert set(after.split()) <= set(before.split())  # nothing was submitted (earlier jobs may end)
     assert json.dumps(list((tmp_path / "outputs").rglob("job.sbatch")), default=str) == "[]"

@@ -98,7 +98,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         exported = export_run_model(
             fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model"
         )
-    return report(cfg, run_dir, fit, outcome, exported, tracker)
+    result = report(cfg, run_dir, fit, outcome, exported, tracker)
+    fit.parallel.close()
+    return result
 
 
 def open_run_folder(cfg: TrainConfig) -> tuple[Path, list[Path]]:
