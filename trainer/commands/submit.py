@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.boundary import USER_ERRORS, Invocation, compose, report_and_exit
+from trainer.boundary import USER_ERRORS, compose, report_and_exit
 from trainer.commands.usage import help_text, wants_help
 from trainer.config import TrainConfig
 from trainer.errors import UserError
@@ -48,10 +48,6 @@ def submit_run(cfg: TrainConfig, args: list[str], run_dir: Path) -> None:
     )
 
 
-def _task(inv: Invocation, args: list[str]) -> None:
-    submit_run(inv.cfg, args, inv.run_dir)
-
-
 def main(args: list[str]) -> None:
     if wants_help(args):
         print(help_text("submit", __doc__ or "", USAGE, None))
@@ -59,6 +55,6 @@ def main(args: list[str]) -> None:
     args = with_slurm(args)
     try:
         inv = compose(args, "trainer submit")
-        _task(inv, args)
+        submit_run(inv.cfg, args, inv.run_dir)
     except USER_ERRORS as err:
         report_and_exit(err)
