@@ -1,15 +1,26 @@
-"""Checkpoints: the periodic ones (newest `keep_last`), the `keep_best` by a validation metric, and
-which checkpoint a fit resumes from (`run.resume`)."""
+"""Checkpoints: the periodic ones (newest `keep_last`), the `keep_best` by a validation metric, how a
+single-file checkpoint is written (atomically), and which checkpoint a fit resumes from (`run.resume`:
+the newest complete one)."""
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import re
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from trainer.config import TrainConfig
 from trainer.config.period import every_n
+from trainer.errors import UserError
+
+log = logging.getLogger("trainer")
 
 FOLDER = "checkpoints"
 LAST = "last.ckpt"
@@ -51,11 +62,75 @@ def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / FOLDER / LAST
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes `<name>.partial-<pid>` beside the target, fsyncs it, then renames it over the target.
+
+    Why: Lightning's own save goes through a temporary file in the system temp folder and moves it into
+    place; when that folder is on another filesystem (local /tmp, shared output disk) the move is a copy,
+    and a kill or a full disk mid-copy left `last.ckpt` truncated. A rename inside one folder is atomic:
+    the target is either the old checkpoint or the new one, whole.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+        try:
+            with open(partial, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself survives a power loss
+        finally:
+            os.close(folder)
+
+
+def complete(path: Path) -> bool:
+    """A checkpoint that can be loaded as far as its framing goes: a single file whose zip directory
+    (written last by torch.save) reads, or a sharded folder with its `.metadata` (written last)."""
+    if path.is_dir():
+        return (path / ".metadata").is_file()
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _newest_first(run_dir: Path) -> list[Path]:
+    """last.ckpt, then the periodic checkpoints from the highest step down."""
+    folder = run_dir / FOLDER
+    steps = []
+    for p in folder.glob("step-*.ckpt"):
+        m = re.fullmatch(r"step-(\d+)(?:-v\d+)?\.ckpt", p.name)
+        if m:
+            steps.append((int(m.group(1)), p))
+    return [last_checkpoint(run_dir), *(p for _, p in sorted(steps, reverse=True))]
+
+
 def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
-    """`run.resume`: auto continues from this run folder's last checkpoint when there is one."""
+    """`run.resume`: auto continues from the newest complete checkpoint of this run folder (a truncated
+    or empty one, left by a kill or a full disk, is passed over with a warning); a named checkpoint
+    that cannot be loaded is a one-line error."""
     if cfg.run.resume == "none":
         return None
     if cfg.run.resume == "auto":
-        last = last_checkpoint(run_dir)
-        return str(last) if last.exists() else None
+        for candidate in _newest_first(run_dir):
+            if not candidate.exists():
+                continue
+            if complete(candidate):
+                return str(candidate)
+            log.warning("checkpoint %s is incomplete (truncated or empty): not resuming from it", candidate)
+        return None
+    named = Path(cfg.run.resume)
+    if not complete(named):
+        raise UserError(
+            f"run.resume={named}: not a complete checkpoint (truncated, empty or not a checkpoint)",
+            hint=f"use another checkpoint of {named.parent}, or run.resume=auto (the newest complete one)",
+        )
     return cfg.run.resume

@@ -32,7 +32,12 @@ from trainer.tracking import Tracker
 from trainer.tracking import for_config as tracker_for
 from trainer.training import provenance
 from trainer.training.callbacks import StepProgressBar, TokenThroughput
-from trainer.training.checkpoints import checkpoint_callbacks, last_checkpoint, resume_checkpoint
+from trainer.training.checkpoints import (
+    AtomicCheckpointIO,
+    checkpoint_callbacks,
+    last_checkpoint,
+    resume_checkpoint,
+)
 from trainer.training.export import Exported, export_run_model
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
@@ -146,6 +151,8 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     checkpoints = checkpoint_callbacks(cfg, run_dir, last)
     threads = thread_callbacks(cfg)
     requeue, plugins = slurm_requeue(cfg, run_dir)
+    if par.strategy in ("single", "ddp"):  # single-file checkpoints (sharded ones are written by DCP)
+        plugins.append(AtomicCheckpointIO())
     callbacks: list[L.Callback] = [
         throughput,
         ProgressLog(every_n(loop.log_every, last) or last, last, throughput),
