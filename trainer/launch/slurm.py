@@ -7,7 +7,7 @@ from there) and runs exactly the command line that was submitted, with the run f
 and resumes from its last checkpoint. Slurm's output goes to `<run>/slurm/<job id>.out`, appended to
 across requeues.
 
-Requeue has one owner, trainer/training/requeue.py: the script asks Slurm for `--signal=USR2@N` and
+Requeue has one owner, trainer/training/signals.py: the script asks Slurm for `--signal=USR2@N` and
 `--requeue`; Lightning's own SIGUSR1 auto-requeue is switched off.
 """
 

@@ -32,6 +32,9 @@ class Tracker:
         """Whether start() continued a tracker run this run folder had before (its params are logged)."""
         return False
 
+    def finish(self) -> None:
+        """The run ended well: mark it so (failures and kills are marked as they happen)."""
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Metrics at an optimizer step (rank 0 only; a no-op elsewhere)."""
 

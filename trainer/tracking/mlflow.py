@@ -23,6 +23,22 @@ from trainer.tracking.base import Tracker
 RUN_ID_FILE = "mlflow_run_id"
 
 
+def _open_run_logger(base: type) -> type:
+    """Lightning's MLflow logger, except that the run is not ended FINISHED after every validate() and
+    fit(): the step-0 baseline validation marked runs FINISHED before they trained, so killed and
+    crashed runs showed as finished. Success is said once, by `Mlflow.finish`; failures and kills pass."""
+
+    class OpenRunLogger(base):  # type: ignore[misc, valid-type]
+        closing = False
+
+        def finalize(self, status: str = "success") -> None:
+            if status in ("success", "finished") and not self.closing:
+                return
+            super().finalize(status)
+
+    return OpenRunLogger
+
+
 @contextmanager
 def _sqlite_lock(uri: str) -> Iterator[None]:
     """One process at a time creates a sqlite store, its experiment and a run: the jobs of a sweep on
@@ -114,7 +130,7 @@ class Mlflow(Tracker):
         previous = previous_run_id(run_dir) if same_run else None
         run = self.cfg.run
         with _sqlite_lock(self.uri):  # the store's creation, the experiment's, the run's
-            self._logger = MLFlowLogger(
+            self._logger = _open_run_logger(MLFlowLogger)(
                 experiment_name=self.experiment,
                 run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
                 tracking_uri=self.uri,
@@ -123,6 +139,8 @@ class Mlflow(Tracker):
                 run_id=previous,
             )
             _ = self._logger.run_id
+        if previous is not None:  # it was KILLED, FAILED or left RUNNING: it runs again
+            self._logger.experiment.update_run(previous, status="RUNNING")
         self._continued = previous is not None
         params = {k: str(v) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
         if previous is not None:
@@ -145,6 +163,11 @@ class Mlflow(Tracker):
     @property
     def continued(self) -> bool:
         return self._continued
+
+    def finish(self) -> None:
+        if self._logger is not None:
+            self._logger.closing = True
+            self._logger.finalize("success")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self._logger is not None:  # None on ranks other than 0

@@ -42,7 +42,7 @@ from trainer.training.export import Exported, export_run_model
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
-from trainer.training.requeue import slurm_requeue
+from trainer.training.signals import signal_handling
 from trainer.training.summary import print_end, print_start
 from trainer.training.threads import thread_callbacks
 
@@ -150,7 +150,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
     checkpoints = checkpoint_callbacks(cfg, run_dir, last)
     threads = thread_callbacks(cfg)
-    requeue, plugins = slurm_requeue(cfg, run_dir)
+    on_signal, plugins = signal_handling(cfg, run_dir)
     if par.strategy in ("single", "ddp"):  # single-file checkpoints (sharded ones are written by DCP)
         plugins.append(AtomicCheckpointIO())
     callbacks: list[L.Callback] = [
@@ -160,7 +160,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         *checkpoints,
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
-        *requeue,
+        *on_signal,
     ]
     bar = loop.progress_bar and sys.stdout.isatty()  # elsewhere the plain lines of progress.py
     if bar:
@@ -238,6 +238,7 @@ def report(
         threads = fit.threads[0].describe() if fit.threads else f"{torch.get_num_threads()} per process"
         paths = {"threads": threads, **paths}
         print_end(cfg, outcome.metrics, outcome.baseline, outcome.seconds, fit.throughput.mean_rate, paths)
+        tracker.finish()
     val_loss = outcome.metrics.get("val/loss")
     return TrainResult(
         run_dir,
