@@ -162,7 +162,7 @@ def test_requeue_resumes_in_the_same_run_with_the_same_weights(tmp_path: Path) -
         time.sleep(0.2)
     downtime = time.perf_counter() - signalled
     out = _finished(job, run_dir)
-    assert "requeued at step" in out, out[-3000:]
+    assert f"requeued (Slurm job {job}) at step" in out, out[-3000:]
     total = time.perf_counter() - signalled
     print(f"requeue: signal to running again {downtime:.1f} s, to finished {total:.1f} s")
     local = run_cli([root, *SMALL, *steps, "run.name=straight"], cwd=tmp_path)

@@ -9,6 +9,8 @@ config, missing file, unreachable hub) exit 2 with a short message.
 from __future__ import annotations
 
 import sys
+import traceback
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -22,6 +24,8 @@ from trainer.boundary import (
     register_resolvers,
     report_and_exit,
 )
+from trainer.boundary.failure import is_fresh, log_failure, remove_if_untrained
+from trainer.boundary.report import message
 from trainer.config import ConfigError, TrainConfig
 from trainer.hub import preflight
 
@@ -54,7 +58,16 @@ def _submits(cfg: TrainConfig) -> bool:
     return cfg.launcher.kind == "slurm" and not in_slurm_step() and single
 
 
+def _run_folder() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
 def _task(composed: DictConfig) -> float | None:
+    """One run. Whatever ends it early is written at the end of its train.log; a run folder that
+    holds nothing but startup files afterwards is removed (trainer/boundary/failure.py)."""
+    fresh = is_fresh(_run_folder())
     try:
         inv = from_hydra(composed)
         cfg = inv.cfg
@@ -70,7 +83,16 @@ def _task(composed: DictConfig) -> float | None:
         setup(cfg.on_gpu)
         return train(cfg).val_loss
     except USER_ERRORS as err:
+        from trainer.training.run_lock import RunFolderBusy  # standard library only
+
+        if not isinstance(err, RunFolderBusy):  # that folder is the other process's
+            log_failure(message(err))
+            if fresh:
+                remove_if_untrained(_run_folder())
         report_and_exit(err)
+    except Exception as err:
+        log_failure("".join(traceback.format_exception(err)))
+        raise
 
 
 register_resolvers()  # also when a Slurm job (submitit) calls `_task` without `main`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from trainer.config.base import StrictModel
@@ -28,6 +30,11 @@ class RunConfig(StrictModel):
         "auto",
         description="auto (continue from <run dir>/checkpoints/last.ckpt when it exists), none, or a "
         "checkpoint path.",
+    )
+    resume_changed: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="refuse a resume whose model, data, optimizer or batch settings differ from the "
+        "checkpoint's (allow: resume anyway, with a warning listing the differences).",
     )
     sweep: SweepInfo | None = Field(None, description="Set by the launcher in multirun mode; leave null.")
 

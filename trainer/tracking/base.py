@@ -35,6 +35,9 @@ class Tracker:
     def finish(self) -> None:
         """The run ended well: mark it so (failures and kills are marked as they happen)."""
 
+    def fail(self, killed: bool = False) -> None:
+        """The run ended with an error (FAILED), or was interrupted (KILLED)."""
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Metrics at an optimizer step (rank 0 only; a no-op elsewhere)."""
 

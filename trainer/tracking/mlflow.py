@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import TrainConfig
+from trainer.config.flat import flatten
 from trainer.config.tracker import MlflowTracker
 from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
@@ -25,11 +26,22 @@ RUN_ID_FILE = "mlflow_run_id"
 
 def _open_run_logger(base: type) -> type:
     """Lightning's MLflow logger, except that the run is not ended FINISHED after every validate() and
-    fit(): the step-0 baseline validation marked runs FINISHED before they trained, so killed and
-    crashed runs showed as finished. Success is said once, by `Mlflow.finish`; failures and kills pass."""
+    fit() (the step-0 baseline validation marked runs FINISHED before they trained, so killed and
+    crashed runs showed as finished; success is said once, by `Mlflow.finish`; failures and kills
+    pass), and that replayed steps are not stored twice."""
 
     class OpenRunLogger(base):  # type: ignore[misc, valid-type]
         closing = False
+        replayed_through = -1  # a continued run: the loop's points up to here are already stored
+
+        def log_metrics(
+            self, metrics: dict[str, float], step: int | None = None, *, replay: bool = False
+        ) -> None:
+            """Points of steps a resumed fit trains again (after a kill between checkpoints) are in
+            the run already, with the same values (resume is exact): stored once, not twice."""
+            if step is not None and step <= self.replayed_through and not replay:
+                return
+            super().log_metrics(metrics, step)
 
         def finalize(self, status: str = "success") -> None:
             if status in ("success", "finished") and not self.closing:
@@ -55,18 +67,6 @@ def _sqlite_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 1e-3}} -> {'optimizer.lr': 1e-3}; lists and None are kept as their string form."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def previous_run_id(run_dir: Path) -> str | None:
@@ -141,6 +141,7 @@ class Mlflow(Tracker):
             _ = self._logger.run_id
         if previous is not None:  # it was KILLED, FAILED or left RUNNING: it runs again
             self._logger.experiment.update_run(previous, status="RUNNING")
+            self._logger.replayed_through = _last_step(self._logger.experiment, previous)
         self._continued = previous is not None
         params = {k: str(v) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
         if previous is not None:
@@ -169,9 +170,13 @@ class Mlflow(Tracker):
             self._logger.closing = True
             self._logger.finalize("success")
 
+    def fail(self, killed: bool = False) -> None:
+        if self._logger is not None:
+            self._logger.finalize("KILLED" if killed else "failed")
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self._logger is not None:  # None on ranks other than 0
-            self._logger.log_metrics(metrics, step=step)
+            self._logger.log_metrics(metrics, step=step, replay=True)
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self._logger is not None:
@@ -237,9 +242,7 @@ def _log(client: Any, run_id: str, metrics: dict[str, float], step: int) -> None
 
 
 def _last_step(client: Any, run_id: str) -> int:
-    """The run's final training step, so an evaluation lines up with its curves."""
-    for key in ("val/loss", "train/loss"):
-        steps = [m.step for m in client.get_metric_history(run_id, key)]
-        if steps:
-            return max(steps)
-    return 0
+    """The run's last logged training step: an evaluation lines up with its curves there, and a resumed
+    fit's replayed steps up to it are not logged again."""
+    steps = [m.step for key in ("val/loss", "train/loss") for m in client.get_metric_history(run_id, key)]
+    return max(steps, default=0)

@@ -29,7 +29,7 @@ LAST = "last.ckpt"
 def checkpoint_callbacks(cfg: TrainConfig, run_dir: Path, last_step: int) -> list[ModelCheckpoint]:
     """Periods become Lightning's step intervals through `every_n`, the same arithmetic `fires` uses."""
     loop = cfg.trainer
-    checkpoint = functools.partial(ModelCheckpoint, dirpath=run_dir / FOLDER, auto_insert_metric_name=False)
+    checkpoint = functools.partial(StepCheckpoint, dirpath=run_dir / FOLDER, auto_insert_metric_name=False)
     callbacks = []
     every = every_n(loop.checkpoint_every, last_step)
     if every or loop.save_last:
@@ -56,6 +56,23 @@ def checkpoint_callbacks(cfg: TrainConfig, run_dir: Path, last_step: int) -> lis
             )
         )
     return callbacks
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint callback, except that a checkpoint on an exception is only written when
+    this process trained a step: a resume that failed while loading (a changed model, LoRA added) wrote
+    its half-built state over `last.ckpt`, and the original command could no longer resume."""
+
+    _first_step: int | None = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._first_step = trainer.global_step
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if self._first_step is None or trainer.global_step <= self._first_step:
+            return
+        super().on_exception(trainer, pl_module, exception)
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -103,14 +120,23 @@ def complete(path: Path) -> bool:
 
 
 def _newest_first(run_dir: Path) -> list[Path]:
-    """last.ckpt, then the periodic checkpoints from the highest step down."""
+    """last.ckpt and the periodic checkpoints, the most recently written first (a kill inside the save
+    of last.ckpt leaves the older last.ckpt beside a newer periodic one); last.ckpt first on a tie."""
     folder = run_dir / FOLDER
-    steps = []
-    for p in folder.glob("step-*.ckpt"):
-        m = re.fullmatch(r"step-(\d+)(?:-v\d+)?\.ckpt", p.name)
-        if m:
-            steps.append((int(m.group(1)), p))
-    return [last_checkpoint(run_dir), *(p for _, p in sorted(steps, reverse=True))]
+    found = [p for p in folder.glob("step-*.ckpt") if re.fullmatch(r"step-(\d+)(?:-v\d+)?\.ckpt", p.name)]
+    last = last_checkpoint(run_dir)
+    if last.exists():
+        found.insert(0, last)
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def sweep_partials(run_dir: Path) -> list[Path]:
+    """Delete `*.partial-<pid>` files of saves that a kill interrupted (the run folder's lock is held:
+    no live process is writing them)."""
+    left = sorted((run_dir / FOLDER).glob("*.partial-*"))
+    for p in left:
+        p.unlink(missing_ok=True)
+    return left
 
 
 def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
@@ -121,8 +147,6 @@ def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
         return None
     if cfg.run.resume == "auto":
         for candidate in _newest_first(run_dir):
-            if not candidate.exists():
-                continue
             if complete(candidate):
                 return str(candidate)
             log.warning("checkpoint %s is incomplete (truncated or empty): not resuming from it", candidate)

@@ -16,6 +16,9 @@ through the model's own `save_pretrained`, so the folder is the same as for an u
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +170,7 @@ def export_run_model(
     state = parallel.full_state_dict(trainer)
     if not trainer.is_global_zero:
         return None
+    _start_export(out)
     if state is not None:
         state = _share_tied(state, module.model)
     adapter = is_peft(module.model)
@@ -184,4 +188,33 @@ def export_run_model(
         from trainer.models.merge import merge_adapter
 
         merged = merge_adapter(out, out.parent / MERGED_FOLDER, max_shard_size=shard)
-    return Exported(out, adapter, merged)
+    exported = Exported(out, adapter, merged)
+    _finish_export(out, trainer.global_step, exported)
+    return exported
+
+
+# Written once the export is whole: a rerun of a complete run trusts the model folder only with it
+# (a kill during save_pretrained leaves a folder that looks like a model).
+DONE = "export.json"
+
+
+def _start_export(out: Path) -> None:
+    """A previous attempt's files go first: stale shards would mix with the new ones."""
+    (out.parent / DONE).unlink(missing_ok=True)
+    for folder in (out, out.parent / MERGED_FOLDER):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finish_export(out: Path, step: int, exported: Exported) -> None:
+    record = {"step": step, "model": str(out), "adapter": exported.adapter, "merged": str(exported.merged)}
+    partial = out.parent / f"{DONE}.partial"
+    partial.write_text(json.dumps(record, indent=2))
+    os.replace(partial, out.parent / DONE)
+
+
+def exported_at(run_dir: Path) -> int | None:
+    """The step whose model the run folder's export holds, None when no export finished."""
+    try:
+        return int(json.loads((run_dir / DONE).read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities import rank_zero_only
 
 from trainer.config import TrainConfig
 from trainer.config.period import enabled, every_n, fires
@@ -37,11 +38,14 @@ from trainer.training.checkpoints import (
     checkpoint_callbacks,
     last_checkpoint,
     resume_checkpoint,
+    sweep_partials,
 )
-from trainer.training.export import Exported, export_run_model
+from trainer.training.export import Exported, export_run_model, exported_at
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
+from trainer.training.run_lock import lock_run_folder, release_run_folder
+from trainer.training.run_record import RunRecord, Saved, check_resume
 from trainer.training.signals import signal_handling
 from trainer.training.summary import print_end, print_start
 from trainer.training.threads import thread_callbacks
@@ -88,34 +92,80 @@ class Outcome:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    run_dir, files = open_run_folder(cfg)
-    inputs = prepare_inputs(cfg)
-    resume = resume_checkpoint(cfg, run_dir)
-    tracker = start_tracking(cfg, run_dir, resume, inputs, files)
-    fit = build_fit(cfg, run_dir, inputs, tracker)
-    if fit.trainer.is_global_zero:
-        print_start(cfg, inputs.params, inputs.summary, inputs.steps, tracker.describe())
-        if resume:
-            log.warning("Resuming from %s", resume)
-    outcome = run_fit(cfg, run_dir, fit, inputs, resume)
-    exported = None
-    if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
-        exported = export_run_model(
-            fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model"
-        )
-    result = report(cfg, run_dir, fit, outcome, exported, tracker)
-    fit.parallel.close()
-    return result
+    run_dir = open_run_folder(cfg)
+    tracker: Tracker | None = None
+    try:
+        resume, saved = resume_point(cfg, run_dir)
+        if saved is not None and already_complete(cfg, run_dir, saved):
+            return TrainResult(run_dir, saved.metrics.get("val/loss"), saved.metrics)
+        files = write_run_files(cfg, run_dir)
+        inputs = prepare_inputs(cfg)
+        tracker = start_tracking(cfg, run_dir, resume, inputs, files)
+        fit = build_fit(cfg, run_dir, inputs, tracker)
+        if fit.trainer.is_global_zero:
+            print_start(cfg, inputs.params, inputs.summary, inputs.steps, tracker.describe())
+            if resume:
+                log.warning("Resuming from %s", resume)
+        outcome = run_fit(cfg, run_dir, fit, inputs, resume, saved)
+        exported = None
+        if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
+            exported = export_run_model(
+                fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model"
+            )
+        result = report(cfg, run_dir, fit, outcome, exported, tracker)
+        fit.parallel.close()
+        return result
+    except BaseException as err:  # the tracker run says how it ended (a signal's stop says KILLED itself)
+        if tracker is not None:
+            tracker.fail(killed=isinstance(err, KeyboardInterrupt))
+        raise
+    finally:
+        release_run_folder()
 
 
-def open_run_folder(cfg: TrainConfig) -> tuple[Path, list[Path]]:
-    """The run folder with the resolved config (what ranks and resumes read) and provenance; seeds."""
+def open_run_folder(cfg: TrainConfig) -> Path:
+    """The run folder, locked for this process (rank 0: the other ranks share it by design)."""
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:
+        lock_run_folder(run_dir)
+    return run_dir
+
+
+def write_run_files(cfg: TrainConfig, run_dir: Path) -> list[Path]:
+    """The resolved config (what ranks, resumes and `trainer generate` read) and provenance, once the
+    resume is known to fit (a refused config must not replace the run's own); seeds."""
     config_file = run_dir / "config.yaml"
     config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
-    return run_dir, [config_file, provenance.write(run_dir)]
+    return [config_file, provenance.write(run_dir)]
+
+
+def resume_point(cfg: TrainConfig, run_dir: Path) -> tuple[str | None, Saved | None]:
+    """The checkpoint to resume from, checked against this config before any data is prepared."""
+    if rank_zero_only.rank == 0:
+        for left in sweep_partials(run_dir):
+            log.warning("removed %s, left by a save that was interrupted", left)
+    resume = resume_checkpoint(cfg, run_dir)
+    return resume, check_resume(cfg, resume) if resume else None
+
+
+def already_complete(cfg: TrainConfig, run_dir: Path, saved: Saved) -> bool:
+    """A run started again after it reached `trainer.max_steps` and exported says so and stops (a run
+    that died during its export goes on: the fit restores the weights and the export runs again)."""
+    budget = cfg.trainer.max_steps
+    exported = not cfg.trainer.export_model or exported_at(run_dir) == saved.step
+    if not budget or saved.step < budget or not exported:
+        return False
+    if rank_zero_only.rank == 0:
+        model = f"; model: {run_dir / 'model'}" if cfg.trainer.export_model else ""
+        print(
+            f"[trainer] run {cfg.run.experiment}/{cfg.run.name} is already complete "
+            f"(step {saved.step} of {budget}){model}\n"
+            "  to train on: raise trainer.max_steps; to start over: run.resume=none or another run.name",
+            flush=True,
+        )
+    return True
 
 
 def prepare_inputs(cfg: TrainConfig) -> Inputs:
@@ -161,6 +211,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
         *on_signal,
+        RunRecord(cfg),
     ]
     bar = loop.progress_bar and sys.stdout.isatty()  # elsewhere the plain lines of progress.py
     if bar:
@@ -198,8 +249,12 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
     return Fit(trainer, module, parallel, throughput, threads)
 
 
-def run_fit(cfg: TrainConfig, run_dir: Path, fit: Fit, inputs: Inputs, resume: str | None) -> Outcome:
-    """The step-0 baseline, the fit, a final validation unless the last step had one, last.ckpt."""
+def run_fit(
+    cfg: TrainConfig, run_dir: Path, fit: Fit, inputs: Inputs, resume: str | None, saved: Saved | None
+) -> Outcome:
+    """The step-0 baseline, the fit, a final validation unless the last step had one, last.ckpt. A fit
+    that had nothing left to train (a rerun after a crash in the export) reports the checkpoint's
+    metrics."""
     has_val = bool(len(inputs.data.prepared.val))
     baseline: dict[str, float] = {}
     if has_val and cfg.trainer.val_at_start and resume is None:
@@ -208,6 +263,8 @@ def run_fit(cfg: TrainConfig, run_dir: Path, fit: Fit, inputs: Inputs, resume: s
     fit.trainer.fit(fit.module, datamodule=inputs.data, ckpt_path=resume)
     seconds = time.perf_counter() - started
     metrics = _scalars(fit.trainer.callback_metrics)
+    if saved is not None and fit.trainer.global_step == saved.step:
+        metrics = {**saved.metrics, **metrics}
     val_every = cfg.trainer.val_every
     if has_val and enabled(val_every) and not fires(val_every, fit.trainer.global_step, inputs.steps.total):
         metrics.update(_validate(fit, inputs))

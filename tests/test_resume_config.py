@@ -1,0 +1,64 @@
+"""A resume checks the config against the checkpoint's record: a change to what is trained is refused
+with the differences and the switch, before any data is prepared, and loses nothing; the step budget
+may change; a complete run says so; a failed resume never writes over the last good checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_config, run_cli
+from trainer.training.run_record import training_keys
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_keys_leave_out_budget_periods_and_places(tmp_path: Path) -> None:
+    keys = training_keys(load_config(run_dir=tmp_path))
+    for kept in ("model.architecture.hidden_size", "optimizer.lr", "data.global_batch", "run.seed"):
+        assert kept in keys, kept
+    for free in ("trainer.max_steps", "trainer.log_every", "run.name", "tracker.kind", "data.num_workers"):
+        assert free not in keys, free
+    assert not [k for k in keys if k.startswith("data.datasets.") and k.endswith(".path")]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_changed_config_is_refused_and_the_run_is_intact(tmp_path: Path, quick_overrides) -> None:
+    args = [*quick_overrides, "tracker=none", "trainer.threads=1", "run.name=long"]
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "outputs" / "default" / "long"
+    last, config = run / "checkpoints" / "last.ckpt", (run / "config.yaml").read_text()
+    before = _digest(last)
+
+    again = run_cli(args, cwd=tmp_path)  # the same command: complete, nothing trained
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[trainer] run default/long is already complete (step 12 of 12); model:" in again.stdout
+    assert "step 1/" not in again.stdout + again.stderr and _digest(last) == before
+
+    changed = run_cli([*args, "model.architecture.hidden_size=64", "optimizer.lr=1e-3"], cwd=tmp_path)
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert "run.resume: this config differs from the one checkpoint" in changed.stderr
+    diff = "    model.architecture.hidden_size: 128 -> 64\n    optimizer.lr: 0.002 -> 0.001\n"
+    assert diff in changed.stderr
+    assert "run.resume_changed=allow" in changed.stderr and "Traceback" not in changed.stderr
+    assert "tokenizing" not in changed.stderr and "encoding" not in changed.stdout  # before data prep
+    lora = run_cli([*args, "peft=lora"], cwd=tmp_path)
+    assert lora.returncode == 2 and 'peft.method: "none" -> "lora"' in lora.stderr, lora.stderr[-3000:]
+    assert _digest(last) == before and (run / "config.yaml").read_text() == config
+    assert (run / "train.log").read_text().rstrip().endswith("or resume anyway with run.resume_changed=allow")
+
+    # Forced through: the checkpoint cannot be loaded into a LoRA model. Nothing trained, nothing saved.
+    forced = run_cli([*args, "peft=lora", "run.resume_changed=allow"], cwd=tmp_path)
+    assert forced.returncode != 0
+    assert "resuming with a changed config (run.resume_changed=allow): peft.method" in forced.stderr
+    assert _digest(last) == before
+
+    longer = run_cli([*args, "trainer.max_steps=18"], cwd=tmp_path)  # the budget may change
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert f"Resuming from {last}" in longer.stderr and _digest(last) != before
