@@ -28,12 +28,16 @@ from trainer.boundary.failure import is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
 from trainer.config import ConfigError, TrainConfig
 from trainer.hub import preflight
+from trainer.tracking.reachable import check_server
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
 
 
 def check_sources(cfg: TrainConfig) -> None:
-    """Every hub id of the run is probed now, before torch loads: offline, one fails in about 1 s."""
+    """Every hub id of the run is probed now, before torch loads: offline, one fails in about 1 s; so
+    is the tracking server, when the run logs to one."""
+    if cfg.tracker.kind == "mlflow":
+        check_server(cfg.tracker.uri)
     model = cfg.model
     preflight(
         {

@@ -9,6 +9,7 @@ remembers its MLflow run (`mlflow_run_id`), so a resumed run continues the same 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,33 +23,7 @@ from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
 
 RUN_ID_FILE = "mlflow_run_id"
-
-
-def _open_run_logger(base: type) -> type:
-    """Lightning's MLflow logger, except that the run is not ended FINISHED after every validate() and
-    fit() (the step-0 baseline validation marked runs FINISHED before they trained, so killed and
-    crashed runs showed as finished; success is said once, by `Mlflow.finish`; failures and kills
-    pass), and that replayed steps are not stored twice."""
-
-    class OpenRunLogger(base):  # type: ignore[misc, valid-type]
-        closing = False
-        replayed_through = -1  # a continued run: the loop's points up to here are already stored
-
-        def log_metrics(
-            self, metrics: dict[str, float], step: int | None = None, *, replay: bool = False
-        ) -> None:
-            """Points of steps a resumed fit trains again (after a kill between checkpoints) are in
-            the run already, with the same values (resume is exact): stored once, not twice."""
-            if step is not None and step <= self.replayed_through and not replay:
-                return
-            super().log_metrics(metrics, step)
-
-        def finalize(self, status: str = "success") -> None:
-            if status in ("success", "finished") and not self.closing:
-                return
-            super().finalize(status)
-
-    return OpenRunLogger
+log = logging.getLogger("trainer")
 
 
 @contextmanager
@@ -119,8 +94,9 @@ class Mlflow(Tracker):
         own checkpoints: its metric curves then go on from the resumed step. MLflow params are
         immutable, so on resume only new keys are logged, and a value that changed (e.g. a longer
         trainer.max_steps) is recorded as a `resume.changed.<key>` tag."""
-        from lightning.pytorch.loggers import MLFlowLogger
         from lightning.pytorch.utilities import rank_zero_only
+
+        from trainer.tracking.mlflow_logger import RunLogger, quick_http
 
         if rank_zero_only.rank != 0:
             # Only rank 0 talks to the store: under srun every rank starts at once, and two processes
@@ -130,7 +106,8 @@ class Mlflow(Tracker):
         previous = previous_run_id(run_dir) if same_run else None
         run = self.cfg.run
         with _sqlite_lock(self.uri):  # the store's creation, the experiment's, the run's
-            self._logger = _open_run_logger(MLFlowLogger)(
+            quick_http()
+            self._logger = RunLogger(
                 experiment_name=self.experiment,
                 run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
                 tracking_uri=self.uri,
@@ -166,9 +143,16 @@ class Mlflow(Tracker):
         return self._continued
 
     def finish(self) -> None:
-        if self._logger is not None:
-            self._logger.closing = True
-            self._logger.finalize("success")
+        if self._logger is None:
+            return
+        self._logger.closing = True
+        self._logger.finalize("success")
+        if self._logger.unsent():
+            log.warning(
+                "%d metric points could not be sent to the tracking server (it was unreachable); "
+                "train.log has the step lines",
+                self._logger.unsent(),
+            )
 
     def fail(self, killed: bool = False) -> None:
         if self._logger is not None:
@@ -186,10 +170,13 @@ class Mlflow(Tracker):
         if self._logger is None:
             return
         experiment, run_id = self._logger.experiment, self._logger.run_id
-        for f in files:
-            experiment.log_artifact(run_id, str(f))
-        if folder is not None:
-            experiment.log_artifacts(run_id, str(folder), artifact_path=folder.name)
+        try:
+            for f in files:
+                experiment.log_artifact(run_id, str(f))
+            if folder is not None:
+                experiment.log_artifacts(run_id, str(folder), artifact_path=folder.name)
+        except Exception as err:  # noqa: BLE001 - the files stay in the run folder; the run goes on
+            log.warning("artifacts not uploaded to the tracking server: %s", first_line(err))
 
     def describe(self) -> str:
         return (
