@@ -8,9 +8,12 @@ resolved config, provenance, the lock): a checkpoint, a model or a tracker run i
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from pathlib import Path
+
+from trainer.errors import UserError
 
 STARTUP_ONLY = {".hydra", "train.log", "config.yaml", "provenance.json", ".lock"}
 HYDRA_ONLY = {".hydra", "train.log"}  # what Hydra writes before the run's own code starts
@@ -40,3 +43,26 @@ def remove_if_untrained(run_dir: Path | None) -> bool:
     logging.shutdown()  # close train.log before its folder goes
     shutil.rmtree(run_dir, ignore_errors=True)
     return True
+
+
+DISK_TROUBLE = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+def disk_error(err: OSError) -> UserError | None:
+    """A full disk, a used-up quota or a read-only file system met while writing: one line naming the
+    file, instead of a traceback from deep inside a save (checkpoints are written beside their final
+    name and renamed, so the last complete one is still there to resume from)."""
+    what = DISK_TROUBLE.get(err.errno or 0)
+    if what is None:
+        return None
+    where = err.filename or "a file of the run"
+    folder = Path(where).parent if err.filename else None
+    return UserError(
+        f"cannot write {where}: {what} ({err.strerror})",
+        hint=f"free space in {folder} (or set run.output_root / data.cache_dir elsewhere); "
+        "the same command then resumes from the last complete checkpoint",
+    )

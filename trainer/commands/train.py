@@ -24,7 +24,7 @@ from trainer.boundary import (
     register_resolvers,
     report_and_exit,
 )
-from trainer.boundary.failure import is_fresh, log_failure, remove_if_untrained
+from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
 from trainer.config import ConfigError, TrainConfig
 from trainer.hub import preflight
@@ -95,6 +95,9 @@ def _task(composed: DictConfig) -> float | None:
                 remove_if_untrained(_run_folder())
         report_and_exit(err)
     except Exception as err:
+        trouble = disk_error(err) if isinstance(err, OSError) else None
+        if trouble is not None:
+            report_and_exit(trouble)  # the log may be on the same full disk: not written to
         log_failure("".join(traceback.format_exception(err)))
         raise
 

@@ -94,7 +94,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
         try:
             with open(partial, "wb") as f:
-                torch.save(checkpoint, f)
+                writer = _Writes(f, target)
+                try:
+                    torch.save(checkpoint, writer)
+                except RuntimeError:
+                    if writer.error is not None:  # torch's writer hides the OSError behind its own
+                        raise writer.error from None
+                    raise
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(partial, target)
@@ -105,6 +111,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(folder)  # the rename itself survives a power loss
         finally:
             os.close(folder)
+
+
+class _Writes:
+    """A file as torch.save sees it, keeping the OSError a write raised (a full disk): torch turns it
+    into "unexpected pos 704 vs 598", which names neither the cause nor the file."""
+
+    def __init__(self, f: Any, target: Path) -> None:
+        self.f, self.target = f, target
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = OSError(err.errno, err.strerror, str(self.target))
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def complete(path: Path) -> bool:
