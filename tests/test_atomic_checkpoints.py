@@ -76,3 +76,23 @@ def test_a_run_resumes_from_the_newest_complete_checkpoint(tmp_path: Path, quick
     assert "is incomplete (truncated or empty): not resuming from it" in again.stderr
     assert f"Resuming from {folder / 'step-000006.ckpt'}" in again.stderr
     assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 18
+
+
+def test_a_sharded_checkpoint_is_swapped_in_whole_and_an_interrupted_swap_is_undone(tmp_path: Path) -> None:
+    from trainer.parallel.atomic import restore_interrupted, swap_in
+
+    folder = tmp_path / "checkpoints"
+    (folder / "last.ckpt").mkdir(parents=True)
+    (folder / "last.ckpt" / "shard").write_text("old")
+    (folder / "last.ckpt.partial").mkdir()
+    (folder / "last.ckpt.partial" / "shard").write_text("new")
+    swap_in(folder / "last.ckpt.partial", folder / "last.ckpt")
+    assert (folder / "last.ckpt" / "shard").read_text() == "new"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    # Killed between the two renames: the old one aside, none in place; and a half-written partial.
+    (folder / "last.ckpt").rename(folder / "last.ckpt.old")
+    (folder / "step-000004.ckpt.partial").mkdir()
+    undone = sorted(p.name for p in restore_interrupted(folder))
+    assert undone == ["last.ckpt.old", "step-000004.ckpt.partial"]
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    assert (folder / "last.ckpt" / "shard").read_text() == "new"

@@ -94,7 +94,7 @@ def test_fsdp2_is_model_parallel_over_every_process() -> None:
 
     base = "parallelism=fsdp parallelism.accelerator=cpu data.global_batch=128 data.micro_batch=16"
     s = for_config(_cfg(f"{base} parallelism.nodes=2 parallelism.init_timeout_s=60")).strategy()
-    assert type(s) is ModelParallelStrategy
+    assert isinstance(s, ModelParallelStrategy) and type(s).__name__ == "ModelParallelStrategy"
     # Lightning's mesh is (data_parallel, tensor_parallel) and their product must be the world size.
     assert (s._data_parallel_size, s._tensor_parallel_size) == (4, 1)
     assert s._save_distributed_checkpoint is True and s._timeout == timedelta(seconds=60)
@@ -108,7 +108,7 @@ def test_fsdp1_strategy_settings() -> None:
 
     fsdp1 = f"parallelism=fsdp parallelism.version=1 {TWO_RANKS} {GPU}"
     s = for_config(_cfg(fsdp1)).strategy()
-    assert type(s) is FSDPStrategy and s.sharding_strategy == ShardingStrategy.FULL_SHARD
+    assert isinstance(s, FSDPStrategy) and s.sharding_strategy == ShardingStrategy.FULL_SHARD
     assert s.cpu_offload.offload_params is False and s.mixed_precision is None
     assert s._state_dict_type == "sharded" and s._timeout == timedelta(seconds=1800)
     assert isinstance(s.kwargs["auto_wrap_policy"], DecoderLayerWrapPolicy)
@@ -130,7 +130,7 @@ def test_deepspeed_strategy_takes_the_config_less_what_lightning_sets() -> None:
 
     cfg = _cfg(f"parallelism=deepspeed parallelism.stage=3 parallelism.init_timeout_s=120 {TWO_RANKS} {GPU}")
     s = for_config(cfg).strategy()
-    assert type(s) is DeepSpeedStrategy and s._timeout == timedelta(seconds=120)
+    assert isinstance(s, DeepSpeedStrategy) and s._timeout == timedelta(seconds=120)
     expected = deepspeed_config(cfg)
     del expected["gradient_accumulation_steps"]  # Lightning raises if the config sets it
     assert s.config == expected and s.zero_stage_3
@@ -444,6 +444,7 @@ def test_fsdp2_cli_on_two_cpu_processes(tmp_path: Path, quick_overrides: list[st
     # The sharded checkpoint is a folder with one shard per rank.
     last = run / "checkpoints" / "last.ckpt"
     assert last.is_dir() and (last / ".metadata").exists() and len(list(last.glob("*.distcp"))) == 2
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # written beside, swapped in
 
     # The export is a plain HF model: same size as the tiny model, same weights as the checkpoint.
     model = AutoModelForCausalLM.from_pretrained(run / "model")

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 
 from trainer.config import TrainConfig
+from trainer.parallel.atomic import whole_saves
 from trainer.parallel.base import Distributed
 from trainer.parallel.layers import strip_module_prefix
 
@@ -95,7 +96,7 @@ class DeepSpeed(Distributed):
         config = deepspeed_config(self.cfg)
         # Lightning raises if the config sets this; it fills it from `accumulate_grad_batches` (the same).
         config.pop("gradient_accumulation_steps")
-        return DeepSpeedStrategy(config=config, timeout=self.timeout)
+        return whole_saves(DeepSpeedStrategy)(config=config, timeout=self.timeout)
 
     def before_model(self, module: L.LightningModule) -> None:
         # The module leaves clipping to DeepSpeed (clip_gradients below), but Lightning warns whenever

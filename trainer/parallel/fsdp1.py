@@ -15,6 +15,7 @@ from torch import nn
 from torch.distributed.fsdp.wrap import CustomPolicy
 
 from trainer.models.dtypes import DTYPES, compute_dtype
+from trainer.parallel.atomic import whole_saves
 from trainer.parallel.base import Distributed, no_clip_limit, unscale_fused_amp
 from trainer.parallel.fsdp2 import gathered_state_dict
 from trainer.parallel.layers import decoder_layers
@@ -52,7 +53,7 @@ class Fsdp1(Distributed):
     def strategy(self) -> Any:
         from lightning.pytorch.strategies import FSDPStrategy
 
-        return FSDPStrategy(
+        return whole_saves(FSDPStrategy)(
             auto_wrap_policy=DecoderLayerWrapPolicy(),
             cpu_offload=self.p.cpu_offload,
             sharding_strategy="FULL_SHARD" if self.p.reshard_after_forward else "SHARD_GRAD_OP",

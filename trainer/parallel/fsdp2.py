@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from trainer.models.dtypes import DTYPES
+from trainer.parallel.atomic import whole_saves
 from trainer.parallel.base import Distributed
 from trainer.parallel.layers import decoder_layers, strip_module_prefix
 
@@ -51,7 +52,7 @@ class Fsdp2(Distributed):
 
         # Lightning builds a (data_parallel, tensor_parallel) mesh whose product must be the world size,
         # so pure FSDP2 is data_parallel = every process on every node.
-        return ModelParallelStrategy(
+        return whole_saves(ModelParallelStrategy)(
             data_parallel_size=self.p.world_size,
             tensor_parallel_size=1,
             save_distributed_checkpoint=self.p.sharded_checkpoint,

@@ -19,6 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from trainer.config import TrainConfig
 from trainer.config.period import every_n
 from trainer.errors import UserError
+from trainer.parallel.atomic import restore_interrupted
 
 log = logging.getLogger("trainer")
 
@@ -134,9 +135,9 @@ class _Writes:
 
 def complete(path: Path) -> bool:
     """A checkpoint that can be loaded as far as its framing goes: a single file whose zip directory
-    (written last by torch.save) reads, or a sharded folder with its `.metadata` (written last)."""
-    if path.is_dir():
-        return (path / ".metadata").is_file()
+    (written last by torch.save) reads, or a sharded folder with what its writer writes last."""
+    if path.is_dir():  # torch.distributed.checkpoint writes .metadata last, DeepSpeed its `latest`
+        return (path / ".metadata").is_file() or (path / "latest").is_file()
     try:
         with zipfile.ZipFile(path) as z:
             return bool(z.namelist())
@@ -156,12 +157,13 @@ def _newest_first(run_dir: Path) -> list[Path]:
 
 
 def sweep_partials(run_dir: Path) -> list[Path]:
-    """Delete `*.partial-<pid>` files of saves that a kill interrupted (the run folder's lock is held:
-    no live process is writing them)."""
-    left = sorted((run_dir / FOLDER).glob("*.partial-*"))
+    """What saves that a kill interrupted left (the run folder's lock is held: no live process writes
+    them): `*.partial-<pid>` files deleted, sharded checkpoints moved aside put back."""
+    folder = run_dir / FOLDER
+    left = sorted(folder.glob("*.partial-*"))
     for p in left:
         p.unlink(missing_ok=True)
-    return left
+    return left + restore_interrupted(folder)
 
 
 def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> str | None:
