@@ -168,8 +168,7 @@ def _split(
         raise UserError(
             f"{key}={value}: every held-out example also occurs in the training data (exact duplicates), "
             "so nothing is left to validate on",
-            hint=f"remove the duplicates from the data, hold out more with {key}, "
-            "or use separate data.validation datasets",
+            hint="remove the duplicate records from the data, or use separate data.validation datasets",
         )
     return masks
 
