@@ -34,6 +34,13 @@ class DataConfig(StrictModel):
     too_long: Literal["drop", "truncate", "error"] = Field(
         "drop", description="What to do with an example longer than sequence_len."
     )
+    max_dropped_fraction: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Stop before training when a dataset drops more than this fraction of its records "
+        "(more than half is a warning); 1.0 = never stop.",
+    )
     packing: bool = Field(
         False, description="Pack examples into rows of sequence_len; attention stays within each example."
     )

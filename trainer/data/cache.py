@@ -20,7 +20,7 @@ from typing import Any
 from trainer.data.encoded import EncodeStats, TokenizedSet
 
 # Bump when the encoders change what they produce for the same inputs: old entries then miss.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: duplicate counts, held-out duplicates back in training
 ENV_DIR = "TRAINER_CACHE_DIR"
 
 

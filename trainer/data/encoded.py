@@ -27,6 +27,19 @@ DROP_REASONS = {
 }
 
 
+COUNTS = (
+    "read",
+    "kept",
+    "truncated",
+    "chunked",
+    "tokens",
+    "trained_tokens",
+    "duplicates",
+    "kept_in_training",
+    "also_in_training",
+)
+
+
 @dataclass
 class EncodeStats:
     read: int = 0
@@ -36,6 +49,9 @@ class EncodeStats:
     chunked: int = 0  # long completion texts split into several examples (each chunk is kept)
     tokens: int = 0
     trained_tokens: int = 0
+    duplicates: int = 0  # kept examples identical (ids and labels) to an earlier one of the same dataset
+    kept_in_training: int = 0  # training datasets: held-out picks that duplicate a training example
+    also_in_training: int = 0  # validation datasets: examples that also occur in the training data
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -44,12 +60,17 @@ class EncodeStats:
     def dropped_total(self) -> int:
         return sum(self.dropped.values())
 
+    @property
+    def dropped_fraction(self) -> float:
+        """Dropped examples per record read (0 when nothing was read)."""
+        return self.dropped_total / self.read if self.read else 0.0
+
     def merge(self, other: EncodeStats) -> EncodeStats:
         out = EncodeStats(**asdict(self))
         out.dropped = dict(self.dropped)
         for reason, n in other.dropped.items():
             out.dropped[reason] = out.dropped.get(reason, 0) + n
-        for name in ("read", "kept", "truncated", "chunked", "tokens", "trained_tokens"):
+        for name in COUNTS:
             setattr(out, name, getattr(self, name) + getattr(other, name))
         return out
 
@@ -74,6 +95,9 @@ class EncodeOptions:
     too_long: str  # drop | truncate | error
     train_on_inputs: bool
     chat_template: str | None = None
+    # The most characters one token stands for (see formats/oversize.py); 0 = unknown, so records are
+    # not measured before tokenizing.
+    longest_token_chars: int = 0
 
 
 def admit(

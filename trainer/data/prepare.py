@@ -3,8 +3,9 @@
 
 Order, and why:
 1. each dataset is read and encoded with its own format (cached as a whole, see cache.py);
-2. validation is held out from the *unique* encoded training examples, before any dataset is
-   up-sampled, so no example can be both trained on and validated on;
+2. validation is held out from the encoded training examples, before any dataset is up-sampled,
+   and a held-out example whose content also occurs among the training examples goes back to
+   training (duplicates.py), so no example is both trained on and validated on;
 3. `weight` / `count` then size each dataset's training part, with a seed per dataset;
 4. packing (when on) groups the final training examples into rows; it is cheap and not cached.
 Every step is a pure function of the inputs and the seed, so all ranks get the same sets.
@@ -25,6 +26,8 @@ from trainer.config.dataset import DatasetConfig
 from trainer.console import progress
 from trainer.data import cache
 from trainer.data.collate import Collator, PackedCollator
+from trainer.data.dropped import check_drops
+from trainer.data.duplicates import count_duplicates, count_in, digests, keep_in_training
 from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
 from trainer.data.packing import PackedSet
 from trainer.data.parallel_encode import encode_records
@@ -57,12 +60,14 @@ class PreparedData:
 
 def encode_options(cfg: DataConfig, tokenizer: Any) -> EncodeOptions:
     from trainer.data.chat_templates import resolve_chat_template
+    from trainer.data.formats.oversize import longest_token_chars
 
     return EncodeOptions(
         sequence_len=cfg.sequence_len,
         too_long=cfg.too_long,
         train_on_inputs=cfg.train_on_inputs,
         chat_template=resolve_chat_template(cfg.chat_template, tokenizer),
+        longest_token_chars=longest_token_chars(tokenizer),
     )
 
 
@@ -71,10 +76,11 @@ LARGE = 20_000  # records from which encoding takes long enough to print a line 
 
 def _encode_all(
     group: str, datasets: dict[str, DatasetConfig], tokenizer: Any, opts: EncodeOptions, num_proc: int | None
-) -> tuple[dict[str, TokenizedSet], dict[str, EncodeStats]]:
+) -> tuple[dict[str, TokenizedSet], dict[str, EncodeStats], dict[str, list[bytes]]]:
+    """Per dataset: its examples, its counts (exact duplicates included) and one hash per example."""
     from trainer.data.sources import load_records
 
-    sets, stats = {}, {}
+    sets, stats, hashes = {}, {}, {}
     for name, ds in datasets.items():
         key = f"data.{group}.{name}"
         records = load_records(ds, key)
@@ -93,7 +99,9 @@ def _encode_all(
                 else f"check that {key}.format matches the records (its type and field names)",
             )
         sets[name] = TokenizedSet.from_examples(examples)
-    return sets, stats
+        hashes[name] = digests(sets[name])
+        stats[name].duplicates = count_duplicates(hashes[name])
+    return sets, stats, hashes
 
 
 def _sized(n: int, ds: DatasetConfig) -> int:
@@ -111,6 +119,11 @@ def resample(n: int, target: int, rng: np.random.Generator) -> np.ndarray:
     return picked.astype(np.int64)
 
 
+def _val_setting(cfg: DataConfig) -> tuple[str, float]:
+    """The key and value that size the held-out part, for messages."""
+    return ("data.val_count", cfg.val_count) if cfg.val_count else ("data.val_fraction", cfg.val_fraction)
+
+
 def hold_out(sizes: list[int], cfg: DataConfig, seed: int) -> list[np.ndarray]:
     """Per dataset, a boolean mask of the examples held out for validation (val_count / val_fraction of
     all of them together, chosen by one seeded permutation)."""
@@ -120,9 +133,7 @@ def hold_out(sizes: list[int], cfg: DataConfig, seed: int) -> list[np.ndarray]:
     if n_val == 0:
         return masks
     if n_val >= total:
-        key, value = (
-            ("data.val_count", cfg.val_count) if cfg.val_count else ("data.val_fraction", cfg.val_fraction)
-        )
+        key, value = _val_setting(cfg)
         raise UserError(
             f"{key}={value} holds out {n_val:,} of the {total:,} training examples, leaving none to train on",
             hint=f"use a smaller {key}, or separate data.validation datasets",
@@ -137,11 +148,38 @@ def hold_out(sizes: list[int], cfg: DataConfig, seed: int) -> list[np.ndarray]:
     return masks
 
 
+def _split(
+    sets: dict[str, TokenizedSet],
+    hashes: dict[str, list[bytes]],
+    stats: dict[str, EncodeStats],
+    cfg: DataConfig,
+    seed: int,
+) -> list[np.ndarray]:
+    """The held-out masks, less the picks that duplicate a training example (counted per dataset)."""
+    names = list(sets)
+    chosen = hold_out([len(sets[n]) for n in names], cfg, seed)
+    if not any(m.any() for m in chosen):
+        return chosen
+    masks = keep_in_training(chosen, [hashes[n] for n in names])
+    for name, before, after in zip(names, chosen, masks, strict=True):
+        stats[name].kept_in_training = int(before.sum() - after.sum())
+    if not any(m.any() for m in masks):
+        key, value = _val_setting(cfg)
+        raise UserError(
+            f"{key}={value}: every held-out example also occurs in the training data (exact duplicates), "
+            "so nothing is left to validate on",
+            hint="remove the duplicate records from the data, or use separate data.validation datasets",
+        )
+    return masks
+
+
 def _mix(
-    sets: dict[str, TokenizedSet], datasets: dict[str, DatasetConfig], cfg: DataConfig, seed: int
+    sets: dict[str, TokenizedSet],
+    masks: list[np.ndarray],
+    datasets: dict[str, DatasetConfig],
+    seed: int,
 ) -> tuple[TokenizedSet, TokenizedSet, dict[str, int]]:
     names = list(sets)
-    masks = hold_out([len(sets[n]) for n in names], cfg, seed)
     train_parts, val_parts, mixed = [], [], {}
     for i, (name, held) in enumerate(zip(names, masks, strict=True)):
         keep = np.flatnonzero(~held)
@@ -187,13 +225,18 @@ def _cache_parts(cfg: DataConfig, tokenizer: Any, opts: EncodeOptions, seed: int
 
 
 def _build(cfg: DataConfig, tokenizer: Any, opts: EncodeOptions, seed: int):
-    sets, train_stats = _encode_all("datasets", cfg.datasets, tokenizer, opts, cfg.num_proc)
-    train, val, mixed = _mix(sets, cfg.datasets, cfg, seed)
+    sets, train_stats, hashes = _encode_all("datasets", cfg.datasets, tokenizer, opts, cfg.num_proc)
+    masks = _split(sets, hashes, train_stats, cfg, seed)
+    train, val, mixed = _mix(sets, masks, cfg.datasets, seed)
     val_stats: dict[str, EncodeStats] = {}
     if cfg.validation:
-        val_sets, val_stats = _encode_all("validation", cfg.validation, tokenizer, opts, cfg.num_proc)
+        val_sets, val_stats, val_hashes = _encode_all(
+            "validation", cfg.validation, tokenizer, opts, cfg.num_proc
+        )
+        trained = {h for hs in hashes.values() for h in hs}  # no hold-out here: every training example
         parts = []
         for i, (name, s) in enumerate(val_sets.items()):
+            val_stats[name].also_in_training = count_in(val_hashes[name], trained)
             rng = np.random.default_rng([seed, 1000 + i])  # apart from the training datasets' streams
             parts.append(s.select(resample(len(s), _sized(len(s), cfg.validation[name]), rng)))
         val = TokenizedSet.concat(parts)
@@ -231,6 +274,8 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         cache=status,
         sequence_len=cfg.sequence_len,
     )
+    for line in check_drops(summary, cfg.max_dropped_fraction) + summary.warnings():
+        log.warning(line)
     packed = PackedSet(train, cfg.sequence_len) if cfg.packing else None
     if cfg.overfit_batches:
         train, packed, val = _overfit(train, packed, cfg)

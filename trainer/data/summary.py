@@ -52,13 +52,19 @@ class DataSummary:
                         f"dropped: {s.describe_drops()}{extra}",
                     )
                 )
+        rows += [("", line) for line in self.duplicate_lines()]
+        returned = self.train_total.kept_in_training
+        note = f"; {returned:,} duplicates of training examples kept in training" if returned else ""
         held = (
-            f" ({self.val_examples:,} held out for validation)" if self.val_examples and not self.val else ""
+            f" ({self.val_examples:,} held out for validation{note})"
+            if self.val_examples and not self.val
+            else ""
         )
         mix = ", ".join(f"{n} {k:,}" for n, k in self.mixed.items()) if len(self.mixed) > 1 else ""
         rows.append(
             ("", f"training set {self.train_examples:,} examples{held}" + (f": {mix}" if mix else ""))
         )
+        rows += [("warning", line) for line in self.warnings()]
         if self.packed_rows is not None:
             rows.append(
                 (
@@ -74,17 +80,49 @@ class DataSummary:
         rows.append(("cache", f"{self.cache} ({self.seconds:.2f} s)"))
         return rows
 
+    def _by_key(self) -> list[tuple[str, str, EncodeStats]]:
+        """(metric group, config key, counts) of every dataset, training first."""
+        return [
+            (group, f"data.{section}.{name}", s)
+            for group, section, by_name in (
+                ("train", "datasets", self.train),
+                ("val", "validation", self.val),
+            )
+            for name, s in by_name.items()
+        ]
+
+    def duplicate_lines(self) -> list[str]:
+        """`duplicates: 14 exact duplicate examples in data.datasets.alpaca`, per dataset that has any."""
+        return [
+            f"duplicates: {s.duplicates:,} exact duplicate examples in {key}"
+            for _, key, s in self._by_key()
+            if s.duplicates
+        ]
+
+    def warnings(self) -> list[str]:
+        """Validation examples that also occur in the training data: kept, but said out loud."""
+        return [
+            f"{s.also_in_training:,} of the {s.kept:,} examples in {key} also occur in the training data "
+            "(exact duplicates), so validation partly measures memorization"
+            for group, key, s in self._by_key()
+            if group == "val" and s.also_in_training
+        ]
+
     def metrics(self) -> dict[str, float]:
         """The counts as step-0 tracker metrics: examples read, kept and dropped by reason, packing."""
         out: dict[str, float] = {
             "data/train_examples": self.train_examples,
             "data/val_examples": self.val_examples,
+            "data/duplicates": sum(s.duplicates for _, _, s in self._by_key()),
+            "data/val_kept_in_training": self.train_total.kept_in_training,
+            "data/val_also_in_training": sum(s.also_in_training for s in self.val.values()),
         }
         for group, by_name in (("train", self.train), ("val", self.val)):
             for name, s in by_name.items():
                 out[f"data/{group}/{name}/read"] = s.read
                 out[f"data/{group}/{name}/kept"] = s.kept
                 out[f"data/{group}/{name}/tokens"] = s.tokens
+                out[f"data/{group}/{name}/duplicates"] = s.duplicates
                 for reason, n in s.dropped.items():
                     out[f"data/{group}/{name}/dropped_{reason}"] = n
         if self.packing_efficiency is not None:

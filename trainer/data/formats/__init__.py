@@ -1,7 +1,8 @@
 """Record formats -> token ids with label masks, one module per `data.datasets.*.format.type`.
 
 `encode_dataset` is the one entry point the data pipeline calls; every format sends each example
-through `encoded.admit`, so the too-long policy and the drop counts are the same everywhere.
+through `encoded.admit`, so the too-long policy and the drop counts are the same everywhere (records
+too long to tokenize at all are screened by their characters first, in oversize.py).
 `generation_prompt` gives the text a model is prompted with at generation time, rendered exactly as
 the prompt part of a training example, so samples and evaluations see what training saw.
 """
@@ -19,7 +20,7 @@ from trainer.config.dataset import (
     PretokenizedFormat,
 )
 from trainer.data.encoded import EncodeOptions, EncodeStats, Example
-from trainer.data.formats import alpaca, chat, completion, input_output, pretokenized
+from trainer.data.formats import alpaca, chat, completion, input_output, oversize, pretokenized
 from trainer.data.formats.messages import conversation
 from trainer.errors import UserError
 
@@ -44,8 +45,14 @@ def encode_dataset(
     first_index: int = 0,
 ) -> tuple[list[Example], EncodeStats]:
     """Encode one dataset's records. `key` (`data.datasets.alpaca`) names it in errors; `first_index`
-    is the index of `records[0]` in the whole dataset, for when it is encoded in chunks."""
-    return _ENCODERS[fmt.type](records, fmt, tokenizer, opts, key, first_index)
+    is the index of `records[0]` in the whole dataset, for when it is encoded in chunks. Records far
+    beyond sequence_len are dealt with by their characters first, untokenized (oversize.py)."""
+    encoder = _ENCODERS[fmt.type]
+
+    def encode(part: list[dict], first: int) -> tuple[list[Example], EncodeStats]:
+        return encoder(part, fmt, tokenizer, opts, key, first)
+
+    return oversize.screen(records, fmt, opts, key, first_index, encode)
 
 
 def generation_prompt(record: dict, fmt: Format, tokenizer: Any, chat_template: str | None) -> str:
