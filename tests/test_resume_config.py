@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_config, run_cli
+from trainer.assets import asset_path
 from trainer.training.run_record import training_keys
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,10 @@ def _digest(path: Path) -> str:
 
 
 def test_a_changed_config_is_refused_and_the_run_is_intact(tmp_path: Path, quick_overrides) -> None:
-    args = [*quick_overrides, "tracker=none", "trainer.threads=1", "run.name=long"]
+    data = tmp_path / "train.json"
+    data.write_bytes(Path(asset_path("data/tiny_tasks/train.json")).read_bytes())
+    path = f"data.datasets.tiny_tasks.path={data}"
+    args = [*quick_overrides, "tracker=none", "trainer.threads=1", "run.name=long", path]
     first = run_cli(args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     run = tmp_path / "outputs" / "default" / "long"
@@ -60,6 +64,12 @@ def test_a_changed_config_is_refused_and_the_run_is_intact(tmp_path: Path, quick
     assert "resuming with a changed config (run.resume_changed=allow): peft.method" in forced.stderr
     assert _digest(last) == before
 
+    original = data.read_text()
+    data.write_text(original.replace('"output": "', '"output": "x', 1))  # one record edited
+    edited = run_cli([*args, "trainer.max_steps=18"], cwd=tmp_path)
+    assert edited.returncode == 2, edited.stderr[-3000:]
+    assert "run.resume: the training data changed since the checkpoint (step 12) was written" in edited.stderr
+    data.write_text(original)
     longer = run_cli([*args, "trainer.max_steps=18"], cwd=tmp_path)  # the budget may change
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert f"Resuming from {last}" in longer.stderr and _digest(last) != before

@@ -264,7 +264,7 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
                 status = "miss (not written by a dry run)"
     else:
         train, val, stats, mixed = _build(cfg, tokenizer, opts, seed)
-        status = "off"
+        key, status = None, "off"
     summary = DataSummary(
         train=stats["train"],
         val=stats["val"],
@@ -272,6 +272,7 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         val_examples=len(val),
         mixed=mixed,
         cache=status,
+        key=key,
         sequence_len=cfg.sequence_len,
     )
     for line in check_drops(summary, cfg.max_dropped_fraction) + summary.warnings():

@@ -25,6 +25,7 @@ class DataSummary:
     val_examples: int
     mixed: dict[str, int] = field(default_factory=dict)  # training examples per dataset after the mix
     cache: str = "off"  # "hit <folder>", "built <folder>", or "off"
+    key: str | None = None  # the cache key (config + content of every file): what a resume compares
     seconds: float = 0.0
     sequence_len: int = 0
     packed_rows: int | None = None

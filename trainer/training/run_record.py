@@ -94,18 +94,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def describe(cfg: TrainConfig) -> dict[str, Any]:
+def describe(cfg: TrainConfig, data_key: str | None) -> dict[str, Any]:
     keys = training_keys(cfg)
     blob = json.dumps(keys, sort_keys=True, default=str).encode()
-    return {"config": keys, "config_hash": hashlib.sha256(blob).hexdigest()[:16], "versions": _versions()}
+    config_hash = hashlib.sha256(blob).hexdigest()[:16]
+    return {"config": keys, "config_hash": config_hash, "data_key": data_key, "versions": _versions()}
 
 
 class RunRecord(L.Callback):
     """Puts `describe(cfg)` into every checkpoint (Lightning saves a callback's `state_dict`), with the
     scalar metrics of the moment: what a rerun of a complete run reports."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.record = describe(cfg)
+    def __init__(self, cfg: TrainConfig, data_key: str | None) -> None:
+        self.record = describe(cfg, data_key)
         self._trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -183,3 +184,17 @@ def check_resume(cfg: TrainConfig, checkpoint: str) -> Saved | None:
             ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()),
         )
     return saved
+
+
+def check_data(cfg: TrainConfig, saved: Saved | None, data_key: str | None) -> None:
+    """Refuse a resume whose training data changed since the checkpoint (the cache key covers every
+    file's content; a file edited after the checkpoint would silently change the data order)."""
+    before = (saved.record or {}).get("data_key") if saved is not None else None
+    if not before or not data_key or before == data_key or cfg.run.resume_changed == "allow":
+        return
+    raise UserError(
+        f"run.resume: the training data changed since the checkpoint (step {saved.step}) was written "
+        f"(data key {before} -> {data_key}): a data file was edited or replaced",
+        hint="put the original data back, start a new run (another run.name, or run.resume=none), "
+        "or resume anyway with run.resume_changed=allow",
+    )

@@ -45,7 +45,7 @@ from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
 from trainer.training.run_lock import lock_run_folder, release_run_folder
-from trainer.training.run_record import RunRecord, Saved, check_resume
+from trainer.training.run_record import RunRecord, Saved, check_data, check_resume
 from trainer.training.signals import signal_handling
 from trainer.training.summary import print_end, print_start
 from trainer.training.threads import thread_callbacks
@@ -100,6 +100,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             return TrainResult(run_dir, saved.metrics.get("val/loss"), saved.metrics)
         files = write_run_files(cfg, run_dir)
         inputs = prepare_inputs(cfg)
+        check_data(cfg, saved, inputs.summary.key)
         tracker = start_tracking(cfg, run_dir, resume, inputs, files)
         fit = build_fit(cfg, run_dir, inputs, tracker)
         if fit.trainer.is_global_zero:
@@ -211,7 +212,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         *side_callbacks(cfg, run_dir, last),
         *parallel.callbacks(),
         *on_signal,
-        RunRecord(cfg),
+        RunRecord(cfg, inputs.summary.key),
     ]
     bar = loop.progress_bar and sys.stdout.isatty()  # elsewhere the plain lines of progress.py
     if bar:
