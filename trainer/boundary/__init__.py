@@ -1,6 +1,8 @@
 """The boundary: everything before validation, and the one way to a validated config.
 
     conf.py        where conf/ is, the `${asset:}` resolver, Hydra's flags told apart from overrides
+    hooks.py       Hydra hooks (hydra.callbacks, `_target_`) refused on the command line and in config
+                   folders of one's own, before Hydra runs them (TRAINER_ALLOW_HOOKS=1 allows them)
     overrides.py   the early check of overrides against the schema (typos, wrong options), and the
                    rewrites that let valid ones compose
     compose.py     command line -> `Invocation` (training inside @hydra.main; other commands without

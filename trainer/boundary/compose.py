@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from trainer.boundary.conf import CONF_DIR, CommandLine, parse, register_resolvers
+from trainer.boundary.hooks import refuse_hooks
 from trainer.boundary.invocation import Invocation
 from trainer.boundary.overrides import check
 from trainer.boundary.validate import from_composed
@@ -23,7 +24,9 @@ from trainer.errors import UserError
 
 
 def checked_args(line: CommandLine) -> tuple[list[str], list[str]]:
-    """The arguments to give Hydra, and the groups/keys they set; raises ConfigError for typos."""
+    """The arguments to give Hydra, and the groups/keys they set; raises ConfigError for typos and
+    UserError for Hydra hooks (before Hydra composes or instantiates anything)."""
+    refuse_hooks(line)
     checked = check(line)
     if checked.problems:
         raise ConfigError(checked.problems)

@@ -22,7 +22,7 @@ from trainer.boundary import (
     register_resolvers,
     report_and_exit,
 )
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import TrainConfig
 from trainer.hub import preflight
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
@@ -81,7 +81,7 @@ def main(args: list[str]) -> None:
     """Check the overrides, then hand Hydra the command line (rewritten so that valid keys compose)."""
     try:
         hydra_args, _ = checked_args(parse(args))
-    except ConfigError as err:
+    except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
     _ARGS[:] = args
