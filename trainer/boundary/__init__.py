@@ -9,6 +9,7 @@
                    a run folder)
     validate.py    DictConfig -> TrainConfig (resolve once), and a run folder's config.yaml with this
                    machine's hardware
+    redacted.py    Hydra's records of a run (.hydra/, multirun.yaml, log lines) with URL passwords `***`
     report.py      a user mistake -> one screen on stderr, exit 2
 
 It imports Hydra, OmegaConf and trainer.config only: a bad config is reported before torch, Lightning

@@ -23,6 +23,7 @@ from trainer.boundary import (
     report_and_exit,
 )
 from trainer.config import TrainConfig
+from trainer.config.redact import redact_logs
 from trainer.hub import preflight
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
@@ -84,6 +85,7 @@ def main(args: list[str]) -> None:
     except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
+    redact_logs()  # Hydra's own lines (a sweep lists each job's overrides) show no password
     _ARGS[:] = args
     sys.argv = [sys.argv[0], *hydra_args]
     _app()

@@ -22,6 +22,7 @@ import yaml
 
 from trainer.config import TrainConfig
 from trainer.config.period import enabled, every_n, fires
+from trainer.config.redact import redact_tree
 from trainer.config.steps import StepCount, count_steps
 from trainer.data.datamodule import InstructionDataModule
 from trainer.data.summary import DataSummary
@@ -113,7 +114,10 @@ def open_run_folder(cfg: TrainConfig) -> tuple[Path, list[Path]]:
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    # Passwords in URLs (tracker.uri) are written `***`: a resume or `trainer evaluate` takes them from
+    # the environment (MLFLOW_TRACKING_PASSWORD), never from a file in the run folder.
+    config = redact_tree(cfg.model_dump(mode="json"))
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
     return run_dir, [config_file, provenance.write(run_dir)]
 
