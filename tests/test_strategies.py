@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import ROOT, cli_env, load_config, run_cli
+from tests.conftest import ROOT, cli_env, free_port, load_config, run_cli
 from trainer.config import TrainConfig
 from trainer.config.parallelism import FSDP
 from trainer.config.peft import LoraConfig
@@ -43,12 +43,6 @@ from trainer.parallel.layers import decoder_layers
 GPU = "hardware.cuda=true hardware.gpu_count=2 hardware.bf16=true hardware.packages={deepspeed:true}"
 TWO_RANKS = "data.global_batch=64"
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cfg(overrides: str) -> TrainConfig:
@@ -325,7 +319,7 @@ def _gloo_worker(rank: int, world: int, port: int) -> None:
 
 @pytest.mark.slow
 def test_comm_hooks_and_fsdp2_grad_norms_on_two_gloo_processes() -> None:
-    torch.multiprocessing.spawn(_gloo_worker, args=(2, _free_port()), nprocs=2)
+    torch.multiprocessing.spawn(_gloo_worker, args=(2, free_port()), nprocs=2)
 
 
 # --- DeepSpeed configs through raw deepspeed.initialize ---------------------------------------------
@@ -413,7 +407,7 @@ def _zero3_loads_pretrained_weights() -> None:
 @pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed is not installed")
 def test_deepspeed_configs_initialize_and_step_on_cpu() -> None:
     ranks = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}
-    env = cli_env(DS_ACCELERATOR="cpu", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), **ranks)
+    env = cli_env(DS_ACCELERATOR="cpu", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), **ranks)
     code = "from tests.test_strategies import _deepspeed_worker; _deepspeed_worker()"
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300

@@ -15,15 +15,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from trainer.boundary.conf import CONF_DIR, CommandLine, parse, register_resolvers
+from trainer.boundary.hooks import refuse_hooks
 from trainer.boundary.invocation import Invocation
 from trainer.boundary.overrides import check
+from trainer.boundary.redacted import redact_hydra_records
 from trainer.boundary.validate import from_composed
 from trainer.config import ConfigError
 from trainer.errors import UserError
 
 
 def checked_args(line: CommandLine) -> tuple[list[str], list[str]]:
-    """The arguments to give Hydra, and the groups/keys they set; raises ConfigError for typos."""
+    """The arguments to give Hydra, and the groups/keys they set; raises ConfigError for typos and
+    UserError for Hydra hooks (before Hydra composes or instantiates anything)."""
+    refuse_hooks(line)
     checked = check(line)
     if checked.problems:
         raise ConfigError(checked.problems)
@@ -73,8 +77,10 @@ def from_hydra(cfg: DictConfig) -> Invocation:
 
     hc = HydraConfig.get()
     launcher: dict[str, Any] = {}
-    if hc.mode == RunMode.MULTIRUN:  # tags the job's tracker run with its sweep and index
+    multirun = hc.mode == RunMode.MULTIRUN
+    if multirun:  # tags the job's tracker run with its sweep and index
         launcher["run.sweep"] = {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}
+    redact_hydra_records(Path(hc.runtime.output_dir), Path(hc.sweep.dir) if multirun else None)
     validated = from_composed(cfg, launcher)
     set_keys = [o.partition("=")[0].lstrip("+~") for o in hc.overrides.task]
     set_keys = [k for k in set_keys if not k.startswith("hydra")]

@@ -19,6 +19,9 @@ from trainer.assets import asset_path
 from trainer.config.launcher import slurm_minutes, slurm_options
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+APP_DIR = (
+    Path(__file__).resolve().parents[1] / "commands"
+)  # where @hydra.main is (a relative -cp starts here)
 CONFIG_NAME = "train"
 
 
@@ -39,6 +42,7 @@ class CommandLine:
     args: list[str]  # everything, in order (what Hydra itself is given)
     overrides: list[str] = field(default_factory=list)
     config_dir: str | None = None
+    config_path: str | None = None  # -cp DIR: a primary config of one's own (then `valid` is False)
     config_name: str = CONFIG_NAME
     multirun: bool = False
     completion: bool = False  # -sc: shell completion (install / query)
@@ -67,8 +71,11 @@ def parse(args: list[str]) -> CommandLine:
         ns, unknown = parser.parse_known_args(args)
     except (argparse.ArgumentError, SystemExit):
         return CommandLine(list(args), valid=False)
-    if unknown or ns.config_path:  # a primary config of one's own (-cp): Hydra alone knows its groups
+    if unknown:
         return CommandLine(list(args), valid=False)
+    if ns.config_path:  # a primary config of one's own (-cp): Hydra alone knows its groups
+        overrides = list(ns.overrides)
+        return CommandLine(list(args), overrides, ns.config_dir, config_path=ns.config_path, valid=False)
     return CommandLine(
         list(args),
         overrides=list(ns.overrides),

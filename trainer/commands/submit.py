@@ -34,6 +34,11 @@ def submit_run(cfg: TrainConfig, args: list[str], run_dir: Path) -> None:
             "launcher=local: trainer submit sends a run to Slurm",
             hint="use launcher=slurm (the default here)",
         )
+    uri = getattr(cfg.tracker, "uri", None)
+    if uri:  # its password reaches the job in its environment (sbatch passes it on), not in its script
+        from trainer.tracking.mlflow import connection_uri
+
+        connection_uri(uri)
     job = submit(cfg.launcher, args, run_dir, Path.cwd())
     panel(
         f"trainer: submitted Slurm job {job.job_id}",

@@ -26,7 +26,8 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import TrainConfig
+from trainer.config.redact import redact_logs
 from trainer.hub import preflight
 from trainer.tracking.reachable import check_server
 
@@ -110,9 +111,10 @@ def main(args: list[str]) -> None:
     """Check the overrides, then hand Hydra the command line (rewritten so that valid keys compose)."""
     try:
         hydra_args, _ = checked_args(parse(args))
-    except ConfigError as err:
+    except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
+    redact_logs()  # Hydra's own lines (a sweep lists each job's overrides) show no password
     _ARGS[:] = args
     sys.argv = [sys.argv[0], *hydra_args]
     _app()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.config.launcher import SlurmLauncher
+from trainer.config.redact import redact
 from trainer.errors import UserError, first_line
 
 FOLDER = "slurm"
@@ -101,8 +102,9 @@ def sbatch_options(s: SlurmLauncher, run_dir: Path, workdir: Path) -> list[str]:
 
 
 def job_command(s: SlurmLauncher, args: list[str], run_dir: Path) -> list[str]:
-    """`python -m trainer <args>` with the run folder pinned (user values for the pinned keys dropped)."""
-    kept = [a for a in args if not a.lstrip("+").startswith(tuple(f"{k}=" for k in PINNED))]
+    """`python -m trainer <args>` with the run folder pinned (user values for the pinned keys dropped).
+    Passwords in URLs are written `***`: the job takes them from the environment sbatch passes on."""
+    kept = [redact(a) for a in args if not a.lstrip("+").startswith(tuple(f"{k}=" for k in PINNED))]
     pinned = [f"run.name={run_dir.name}", f"run.output_root={run_dir.parent.parent}"]
     return [s.python or sys.executable, "-m", "trainer", *kept, *pinned]
 

@@ -4,6 +4,10 @@ MLflow 3 refuses plain `./mlruns` file stores and Lightning's logger still defau
 always explicit: by default a sqlite file under `run.output_root`, with artifacts beside it. A run folder
 remembers its MLflow run (`mlflow_run_id`), so a resumed run continues the same MLflow run, and
 `trainer evaluate` logs into it.
+
+A password in `tracker.uri` (`http://user:pw@host`) is handed to MLflow through MLFLOW_TRACKING_USERNAME
+and MLFLOW_TRACKING_PASSWORD and taken off the URI MLflow is given, so neither MLflow's messages nor
+anything recorded holds it; params, tags and the summaries show the URI redacted (trainer/config/redact.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from trainer.config import TrainConfig
 from trainer.config.flat import flatten
+from trainer.config.redact import credentials, redact, redact_tree
 from trainer.config.tracker import MlflowTracker
 from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
@@ -44,6 +49,18 @@ def _sqlite_lock(uri: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def connection_uri(uri: str) -> str:
+    """The URI MLflow is given: credentials go to its environment variables instead (inherited by the
+    ranks and by a Slurm job), so they are used but never printed. A recorded URI (password `***`)
+    uses MLFLOW_TRACKING_PASSWORD as it is set."""
+    bare, user, password = credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return bare
+
+
 def previous_run_id(run_dir: Path) -> str | None:
     """The MLflow run this run folder logged to before, if any."""
     path = run_dir / RUN_ID_FILE
@@ -68,6 +85,14 @@ class Mlflow(Tracker):
         return "sqlite:///" + str(Path(self.cfg.run.output_root).resolve() / "mlflow.db")
 
     @property
+    def shown_uri(self) -> str:
+        """The URI as it is recorded and printed: any password is `***`."""
+        return redact(self.uri)
+
+    def _connect(self) -> str:
+        return connection_uri(self.uri)
+
+    @property
     def artifact_root(self) -> str | None:
         """Artifacts beside the default sqlite store; a server (tracker.uri) keeps its own."""
         if self.settings.uri:
@@ -85,7 +110,7 @@ class Mlflow(Tracker):
             tags["mlflow.note.content"] = run.description
         if run.sweep is not None:
             tags.update({"sweep": run.sweep.id, "sweep_job": str(run.sweep.job)})
-        return tags
+        return redact_tree(tags)
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -110,7 +135,7 @@ class Mlflow(Tracker):
             self._logger = RunLogger(
                 experiment_name=self.experiment,
                 run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
-                tracking_uri=self.uri,
+                tracking_uri=self._connect(),
                 tags=self._tags(),
                 artifact_location=self.artifact_root,
                 run_id=previous,
@@ -120,7 +145,7 @@ class Mlflow(Tracker):
             self._logger.experiment.update_run(previous, status="RUNNING")
             self._logger.replayed_through = _last_step(self._logger.experiment, previous)
         self._continued = previous is not None
-        params = {k: str(v) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        params = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
         if previous is not None:
             before = self._logger.experiment.get_run(previous).data.params
             for key, value in params.items():
@@ -164,7 +189,7 @@ class Mlflow(Tracker):
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self._logger is not None:
-            self._logger.log_hyperparams(params)
+            self._logger.log_hyperparams({k: redact(str(v)) for k, v in params.items()})
 
     def log_files(self, files: list[Path], folder: Path | None = None) -> None:
         if self._logger is None:
@@ -180,11 +205,12 @@ class Mlflow(Tracker):
 
     def describe(self) -> str:
         return (
-            f"mlflow {self.uri} (run {self._logger.run_id}); view: mlflow ui --backend-store-uri {self.uri}"
+            f"mlflow {self.shown_uri} (run {self._logger.run_id}); "
+            f"view: mlflow ui --backend-store-uri {self.shown_uri}"
         )
 
     def location(self) -> str | None:
-        return f"{self._logger.run_id} in {self.uri}"
+        return f"{self._logger.run_id} in {self.shown_uri}"
 
     # --- trainer evaluate --------------------------------------------------------------------------
 
@@ -194,14 +220,14 @@ class Mlflow(Tracker):
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        uri = self.uri
+        uri = self.shown_uri
         run_id = previous_run_id(run_dir) if run_dir is not None else None
         if run_id and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
             raise UserError(
                 f"the run's MLflow store {uri} does not exist (the run folder was moved?)",
                 hint="set tracker.uri in the run's config.yaml to where mlflow.db is now",
             )
-        client = MlflowClient(tracking_uri=uri)
+        client = MlflowClient(tracking_uri=self._connect())
         try:
             if run_id:
                 _log(client, run_id, metrics, _last_step(client, run_id))

@@ -8,10 +8,12 @@ One request to the server's `/health`, a few seconds at most, and a one-line err
 from __future__ import annotations
 
 import base64
+import os
 import urllib.error
 import urllib.request
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from trainer.config.redact import credentials
 from trainer.errors import UserError
 
 
@@ -19,15 +21,14 @@ def check_server(uri: str | None, key: str = "tracker.uri", timeout: float = 5.0
     """Raise a UserError when an http(s) tracking URI has no server answering; other URIs pass."""
     if not uri or not uri.startswith(("http://", "https://")):
         return
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))  # no user, password or query
+    bare, user, password = credentials(uri)
+    parts = urlsplit(bare)
+    shown = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))  # no query either
     request = urllib.request.Request(shown.rstrip("/") + "/health")
-    if parts.username:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    user = user or os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:  # a recorded URI (password `***`) takes the password from MLflow's variable, as MLflow does
+        password = password or os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+        pair = f"{user}:{password}"
         request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=timeout):

@@ -1,4 +1,5 @@
-"""Provenance written beside every run: how to reproduce it and what produced it."""
+"""Provenance written beside every run: how to reproduce it and what produced it (passwords in URLs on
+the command line written `***`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from trainer.config.redact import redact_tree
 
 PACKAGES = (
     "trainer",
@@ -72,5 +75,5 @@ def collect(run_dir: Path) -> dict[str, Any]:
 
 def write(run_dir: Path) -> Path:
     path = run_dir / "provenance.json"
-    path.write_text(json.dumps(collect(run_dir), indent=2) + "\n")
+    path.write_text(json.dumps(redact_tree(collect(run_dir)), indent=2) + "\n")
     return path

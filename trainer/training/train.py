@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from trainer.config import TrainConfig
 from trainer.config.period import enabled, every_n, fires
+from trainer.config.redact import redact_tree
 from trainer.config.steps import StepCount, count_steps
 from trainer.data.datamodule import InstructionDataModule
 from trainer.data.summary import DataSummary
@@ -137,7 +138,10 @@ def write_run_files(cfg: TrainConfig, run_dir: Path) -> list[Path]:
     """The resolved config (what ranks, resumes and `trainer generate` read) and provenance, once the
     resume is known to fit (a refused config must not replace the run's own); seeds."""
     config_file = run_dir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    # Passwords in URLs (tracker.uri) are written `***`: a resume or `trainer evaluate` takes them from
+    # the environment (MLFLOW_TRACKING_PASSWORD), never from a file in the run folder.
+    config = redact_tree(cfg.model_dump(mode="json"))
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
     return [config_file, provenance.write(run_dir)]
 
