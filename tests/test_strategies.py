@@ -13,7 +13,6 @@ import copy
 import importlib.util
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
