@@ -25,6 +25,7 @@ from trainer.config.period import enabled, every_n, fires
 from trainer.config.steps import StepCount, count_steps
 from trainer.data.datamodule import InstructionDataModule
 from trainer.data.summary import DataSummary
+from trainer.disk import require_run_folder
 from trainer.models.accounting import ParamCounts, meta_param_counts
 from trainer.models.build import hf_config, load_tokenizer
 from trainer.parallel import Parallel, for_config
@@ -111,7 +112,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 def open_run_folder(cfg: TrainConfig) -> tuple[Path, list[Path]]:
     """The run folder with the resolved config (what ranks and resumes read) and provenance; seeds."""
     run_dir = Path(cfg.run.dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    require_run_folder(run_dir, cfg.run.output_root)  # made and probed: a one-line error, not a traceback
     config_file = run_dir / "config.yaml"
     config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
