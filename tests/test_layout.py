@@ -1,7 +1,7 @@
 """The layout's promises, checked on the source: one home per concern, and no layer importing one above.
 
     layer 0  trainer.errors, trainer.config, trainer.assets     (standard library and pydantic only)
-    layer 1  trainer.hub, trainer.console, trainer.launch
+    layer 1  trainer.hub, trainer.disk, trainer.console, trainer.launch
     layer 2  trainer.boundary                                   (+ Hydra, OmegaConf)
     layer 3  trainer.data, trainer.models
     layer 4  trainer.parallel, trainer.tracking
@@ -31,6 +31,7 @@ LAYERS = {
     "config": 0,
     "assets": 0,
     "hub": 1,
+    "disk": 1,
     "console": 1,
     "launch": 1,
     "boundary": 2,
@@ -97,7 +98,8 @@ def test_config_imports_pydantic_and_the_standard_library_only(path: Path) -> No
 
 
 def test_the_boundary_and_the_hub_load_nothing_heavy() -> None:
-    for path in [*(PACKAGE / "boundary").glob("*.py"), PACKAGE / "hub.py", PACKAGE / "cli.py"]:
+    light = [PACKAGE / "hub.py", PACKAGE / "disk.py", PACKAGE / "cli.py"]
+    for path in [*(PACKAGE / "boundary").glob("*.py"), *light]:
         heavy = {m for m in _imports(path) if m.split(".")[0] in HEAVY}
         assert not heavy, f"{_name(path)} imports {sorted(heavy)}"
 

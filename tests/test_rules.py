@@ -527,6 +527,24 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "  data.validation.tiny_tasks.format.roles: is an option of data.validation.tiny_tasks.format.type=chat, not data.validation.tiny_tasks.format.type=alpaca; remove it, or use data.validation.tiny_tasks.format.type=chat",
         ],
     ),
+    "name_or_path_unused_beside_architecture": (
+        ["model.name_or_path=someone/some-model"],
+        [
+            "  model.name_or_path=someone/some-model: not used: the model is built from model.architecture with random weights (model.from_scratch=true) and the tokenizer is model.tokenizer; to fine-tune its weights use a preset that loads them (model=llama3_2_1b model.name_or_path=someone/some-model); for random init from its config.json set model.architecture=null; or remove model.name_or_path"
+        ],
+    ),
+    "model_path_not_there": (
+        ["model=llama", "model.name_or_path=/models/Llama-3.2-1B"],
+        [
+            "  model.name_or_path=/models/Llama-3.2-1B: no such folder; check the path (a relative path starts where you run the command); a hub id is org/name, with no leading / . or ~"
+        ],
+    ),
+    "tokenizer_path_not_there": (
+        ["model.tokenizer=./no/such-tokenizer"],
+        [
+            "  model.tokenizer=./no/such-tokenizer: no such folder; check the path (a relative path starts where you run the command); a hub id is org/name, with no leading / . or ~"
+        ],
+    ),
     "unknown_chat_template": (
         ["data.chat_template=zephyr"],
         ["  data.chat_template=zephyr: Input should be 'auto', 'chatml' or 'llama3'"],
@@ -559,6 +577,19 @@ def test_sequence_len_is_checked_against_a_local_config_json(tmp_path: Path) -> 
         ).data.sequence_len
         == 256
     )
+
+
+def test_name_or_path_is_accepted_where_something_reads_it(tmp_path: Path) -> None:
+    """Beside an architecture with no model.tokenizer, name_or_path is the tokenizer; without an
+    architecture it is the config.json of the random init; loaded, it is the weights."""
+    tokenizer = load_config().model.tokenizer
+    as_tokenizer = load_config([f"model.name_or_path={tokenizer}", "model.tokenizer=null"]).model
+    assert (as_tokenizer.tokenizer_source, as_tokenizer.label) == (tokenizer, "built-in tiny llama")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    as_config = load_config([f"model.name_or_path={tmp_path}", "model.architecture=null"]).model
+    assert (as_config.from_scratch, as_config.label) == (True, str(tmp_path))
+    pretrained = load_config(["model=llama"]).model
+    assert (pretrained.from_scratch, pretrained.label) == (False, "meta-llama/Llama-3.2-1B")
 
 
 def test_resume_path_that_exists_is_accepted(tmp_path: Path) -> None:

@@ -234,7 +234,7 @@ def render_rows(plan: Plan) -> list[tuple[str, str]]:
         ("groups", groups),
         (
             "model",
-            f"{cfg.model.name_or_path or 'built-in tiny llama'} ({cfg.model.dtype}), peft={cfg.peft.method}",
+            f"{cfg.model.label} ({cfg.model.dtype}), peft={cfg.peft.method}",
         ),
         ("ranks", f"world size {cfg.parallelism.world_size} (strategy {cfg.parallelism.strategy})"),
         (

@@ -29,24 +29,20 @@ from trainer.boundary.report import message
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
 from trainer.hub import preflight
+from trainer.models import sources as model_sources
 from trainer.tracking.reachable import check_server
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
 
 
 def check_sources(cfg: TrainConfig) -> None:
-    """Every hub id of the run is probed now, before torch loads: offline, one fails in about 1 s; so
-    is the tracking server, when the run logs to one."""
+    """Every source of the run is checked now, before torch loads: a hub id is probed (offline, one fails
+    in about 1 s), a local model or tokenizer folder is listed for the files it must hold; so is the
+    tracking server, when the run logs to one."""
     if cfg.tracker.kind == "mlflow":
         check_server(cfg.tracker.uri)
-    model = cfg.model
-    preflight(
-        {
-            "model.name_or_path": None if model.from_scratch else model.name_or_path,
-            "model.tokenizer": model.tokenizer,
-            **cfg.data.paths(),
-        }
-    )
+    model_sources.check_sources(cfg.model)
+    preflight(cfg.data.paths())
 
 
 _ARGS: list[str] = []  # this command line, as the user typed it: what a Slurm job runs again

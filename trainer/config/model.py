@@ -96,5 +96,17 @@ class ModelConfig(StrictModel):
         return tokens
 
     @property
+    def built_from_architecture(self) -> bool:
+        """Random init from `architecture`: `name_or_path`, if set, is read only for the tokenizer."""
+        return self.from_scratch and self.architecture is not None
+
+    @property
+    def label(self) -> str:
+        """The model as the summaries name it."""
+        if self.built_from_architecture or not self.name_or_path:
+            return "built-in tiny llama"
+        return self.name_or_path
+
+    @property
     def tokenizer_source(self) -> str:
         return self.tokenizer or self.name_or_path  # type: ignore[return-value]

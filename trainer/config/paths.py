@@ -20,3 +20,16 @@ def looks_local(path: str) -> bool:
     return (
         p.exists() or path.startswith(("/", ".", "~")) or p.suffix.lower() in SUFFIX_TYPES or len(p.parts) > 2
     )
+
+
+# The fix for a local path that is not there, wherever it is found (config rules, loaders).
+LOCAL_PATH_FIX = (
+    "check the path (a relative path starts where you run the command); a hub id is org/name, "
+    "with no leading / . or ~"
+)
+
+
+def missing_local(path: str) -> bool:
+    """A value that is a local path by `looks_local` but is not there: never worth a hub lookup, whose
+    failure would only suggest downloading a "hub id" like /models/Llama-3.2-1B."""
+    return looks_local(path) and not Path(path).expanduser().exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.data.encoded import EncodeStats, TokenizedSet
+from trainer.disk import require_writable as require_writable_folder
 
 # Bump when the encoders change what they produce for the same inputs: old entries then miss.
 CACHE_VERSION = 2  # 2: duplicate counts, held-out duplicates back in training
@@ -31,6 +32,15 @@ def cache_root(configured: str | None) -> Path:
     if os.environ.get(ENV_DIR):
         return Path(os.environ[ENV_DIR]).expanduser()
     return Path.home() / ".cache" / "trainer" / "data"
+
+
+def require_writable(configured: str | None) -> None:
+    """UserError unless the cache folder can be written: probed before tokenizing, since `store` would
+    find out only once every example is encoded. Not on a hit: a read-only cache that has the entry
+    (built by `trainer preprocess` on another node) is fine."""
+    value = configured or (f"null (${ENV_DIR})" if os.environ.get(ENV_DIR) else "null")
+    fix = "point data.cache_dir at a folder you can write, or set data.cache=false"
+    require_writable_folder(cache_root(configured), "data.cache_dir", value, "data cache folder", fix)
 
 
 # The files that define a tokenizer; a model folder's weights and other files are not among them.

@@ -257,6 +257,8 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         if hit is not None:
             train, val, stats, mixed, status = hit.train, hit.val, hit.stats, hit.mixed, f"hit {hit.folder}"
         else:
+            if write_cache:  # probed before tokenizing, not found unwritable once all of it is done
+                cache.require_writable(cfg.cache_dir)
             train, val, stats, mixed = _build(cfg, tokenizer, opts, seed)
             if write_cache:
                 status = f"built {cache.store(root, key, train, val, stats, mixed, parts)}"

@@ -10,7 +10,6 @@ embeddings of pretrained weights (a from-scratch model is sized from the config 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,38 +17,33 @@ from typing import Any
 import torch
 
 from trainer.config.model import ModelConfig
-from trainer.config.paths import looks_local
 from trainer.errors import UserError, first_line
-from trainer.hub import download_hint, require_hub
+from trainer.hub import download_hint
 from trainer.models.dtypes import DTYPES
+from trainer.models.sources import (
+    check_model,
+    check_tokenizer,
+    remote_code_error,
+    ships_code,
+    tokenizer_key,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _check_source(key: str, source: str) -> None:
-    if not looks_local(source):
-        require_hub(source, key)
-
-
-def _ships_code(source: str) -> bool:
-    """Whether `source` is a local folder whose config.json maps the Auto classes to its own code."""
-    config = Path(source).expanduser() / "config.json"
-    try:
-        return bool(json.loads(config.read_text(encoding="utf-8")).get("auto_map"))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _hub_error(key: str, source: str, err: Exception, trust_remote_code: bool = False) -> UserError:
+    """transformers' failure, once the folder checks (models/sources.py) found nothing to say: its first
+    line, and how to get the model when `source` was not a local folder."""
     first = first_line(err)
-    if not trust_remote_code and _ships_code(source):
+    if not trust_remote_code and ships_code(source):
         # transformers refuses custom code it may not run; a missing model_type fails the same way.
-        return UserError(
-            f"{key}={source}: this model ships its own code (auto_map in config.json); "
-            "set model.trust_remote_code=true if you trust it"
-        )
+        return remote_code_error(key, source)
     if Path(source).expanduser().exists():
-        return UserError(f"{key}={source}: could not load this folder ({type(err).__name__}: {first})")
+        return UserError(
+            f"{key}={source}: could not load this folder ({type(err).__name__}: {first})",
+            hint="check that it holds what save_pretrained or hf download wrote (files missing, cut short "
+            "or edited by hand)",
+        )
     return UserError(
         f"{key}={source}: not a local folder, and the Hugging Face hub could not provide it "
         f"({type(err).__name__}: {first})",
@@ -66,8 +60,8 @@ def is_special_token(token: str) -> bool:
 def load_tokenizer(cfg: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
-    key = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
-    _check_source(key, cfg.tokenizer_source)
+    key = tokenizer_key(cfg)
+    check_tokenizer(cfg)
     try:
         tok = AutoTokenizer.from_pretrained(cfg.tokenizer_source, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
@@ -94,7 +88,7 @@ def hf_config(cfg: ModelConfig, tokenizer: Any) -> Any:
         )
     from transformers import AutoConfig
 
-    _check_source("model.name_or_path", str(cfg.name_or_path))
+    check_model(cfg, weights=False)
     try:
         config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
@@ -146,6 +140,7 @@ def build_model(cfg: ModelConfig, config: Any) -> Any:
         quantization = quantization_config(cfg)
         if quantization is not None:  # the rules allow it only for pretrained weights on CUDA
             kwargs.update(quantization_config=quantization, **_quantized_placement())
+        check_model(cfg, weights=True)
         try:
             model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=DTYPES[cfg.dtype], **kwargs)
         except (OSError, ValueError) as err:

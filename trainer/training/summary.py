@@ -15,11 +15,10 @@ def print_start(
     cfg: TrainConfig, params: ParamCounts, data: DataSummary, steps: StepCount, tracking: str
 ) -> None:
     m, d = cfg.model, cfg.data
-    source = m.name_or_path or "built-in tiny llama"
     arch = m.architecture
     shape = f", {arch.num_hidden_layers} layers x {arch.hidden_size}" if arch and m.from_scratch else ""
     rows = [
-        ("model", f"{source}{' (random init)' if m.from_scratch else ''}{shape}, peft={cfg.peft.method}"),
+        ("model", f"{m.label}{' (random init)' if m.from_scratch else ''}{shape}, peft={cfg.peft.method}"),
         (
             "params",
             f"{human(params.total)} total, {human(params.trainable)} trainable "

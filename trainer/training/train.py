@@ -27,6 +27,7 @@ from trainer.config.redact import redact_tree
 from trainer.config.steps import StepCount, count_steps
 from trainer.data.datamodule import InstructionDataModule
 from trainer.data.summary import DataSummary
+from trainer.disk import require_run_folder
 from trainer.models.accounting import ParamCounts, meta_param_counts
 from trainer.models.build import hf_config, load_tokenizer
 from trainer.parallel import Parallel, for_config
@@ -128,7 +129,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 def open_run_folder(cfg: TrainConfig) -> Path:
     """The run folder, locked for this process (rank 0: the other ranks share it by design)."""
     run_dir = Path(cfg.run.dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    require_run_folder(run_dir, cfg.run.output_root)  # made and probed: a one-line error, not a traceback
     if rank_zero_only.rank == 0:
         lock_run_folder(run_dir)
     return run_dir
