@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
                "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # Its own process group: `mlflow server` runs uvicorn in a child, which outlives a signal to it alone.
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -106,7 +108,7 @@ def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            stop_server(proc, signal.SIGKILL)
             raise RuntimeError("mlflow server did not start:\n" + (folder / "server.log").read_text()[-2000:])
         time.sleep(0.5)
 
@@ -118,5 +120,13 @@ def mlflow_server(tmp_path: Path):
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+    """The server and its workers (the whole process group)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)

@@ -2,7 +2,7 @@
 
     python tests/kill_at.py step N ARGS     after optimizer step N (before that step's checkpoint)
     python tests/kill_at.py save N ARGS     inside the Nth checkpoint save, part of the file written
-    python tests/kill_at.py val N ARGS      at the start of the Nth validation batch (baseline included)
+    python tests/kill_at.py val N ARGS      inside the Nth validation (the step-0 baseline is the first)
     python tests/kill_at.py export 0 ARGS   inside the export, after the weights are written
 
 The hooks are test-side patches of this process only; the product has none.
@@ -23,15 +23,18 @@ def _die() -> None:
 
 class _KillAt(L.Callback):
     def __init__(self, mode: str, n: int) -> None:
-        self.mode, self.n, self.batches = mode, n, 0
+        self.mode, self.n, self.validations = mode, n, 0
 
     def on_train_batch_end(self, trainer, *args) -> None:
         if self.mode == "step" and trainer.global_step == self.n:
             _die()
 
-    def on_validation_batch_start(self, trainer, *args) -> None:
-        self.batches += 1
-        if self.mode == "val" and self.batches == self.n:
+    def on_validation_start(self, trainer, *args) -> None:
+        self.validations += 1
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args) -> None:
+        middle = min(1, int(trainer.num_val_batches[0]) - 1)  # inside it: a batch done, more to come
+        if self.mode == "val" and self.validations == self.n and batch_idx == middle:
             _die()
 
 

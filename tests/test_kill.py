@@ -32,7 +32,7 @@ ARGS = [
     "trainer.progress_bar=false",
     "data.datasets.tiny_tasks.count=600",
 ]
-KILLS = [("step", 6), ("save", 4), ("val", 12), ("export", 0)]
+KILLS = [("step", 6), ("save", 4), ("val", 2), ("export", 0)]
 
 
 def _curve(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -61,7 +61,8 @@ def test_a_changed_config_is_refused_and_the_run_is_intact(tmp_path: Path, quick
     # save-on-exception checkpoint of the LoRA model used to replace last.ckpt here).
     forced = run_cli([*args, "peft=lora", "run.resume_changed=allow", "trainer.max_steps=18"], cwd=tmp_path)
     assert forced.returncode != 0 and "parameter group that doesn't match" in forced.stderr
-    assert "resuming with a changed config (run.resume_changed=allow): peft.method" in forced.stderr
+    assert "resuming with a changed config (run.resume_changed=allow): peft.alpha" in forced.stderr
+    assert 'peft.method: "none" -> "lora"' in forced.stderr
     assert _digest(last) == before
 
     original = data.read_text()

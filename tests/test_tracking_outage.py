@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import cli_env, free_port, run_cli, start_mlflow_server
+from tests.conftest import cli_env, free_port, run_cli, start_mlflow_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -50,14 +50,13 @@ def test_a_server_that_goes_away_mid_run_does_not_stop_training(tmp_path: Path, 
 
     try:
         reach(5)
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        stop_server(server, signal.SIGKILL)
         reach(20)  # training went on without the server
         server = start_mlflow_server(tmp_path, port)
         out, err = proc.communicate(timeout=600)
     finally:
         proc.kill()
-        server.terminate()
+        stop_server(server)
     assert proc.returncode == 0, err[-3000:]
     assert "tracking server unreachable" in err and "could not be sent" not in err
     client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
