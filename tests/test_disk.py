@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_config, run_cli
+from tests.conftest import load_config, run_cli, tmpfs
 from trainer.data import cache
 from trainer.data.prepare import prepare_data
 from trainer.disk import probe, require_run_folder
@@ -30,18 +30,9 @@ def under_a_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs, mounted read-only at a fresh folder (root with CAP_SYS_ADMIN only)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True
-    )
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mount.stderr.decode().strip()}")
-    try:
+    """A small tmpfs, mounted read-only at a fresh folder."""
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_probe_says_what_failed_and_why(tmp_path: Path, under_a_file: Path) -> None:
