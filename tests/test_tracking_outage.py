@@ -54,13 +54,13 @@ def test_a_server_that_goes_away_mid_run_does_not_stop_training(tmp_path: Path, 
         reach(20)  # training went on without the server
         server = start_mlflow_server(tmp_path, port)
         out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        assert "tracking server unreachable" in err and "could not be sent" not in err
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")  # asked while it runs
+        run_id = (log.parent / "mlflow_run_id").read_text().strip()
+        steps_logged = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
+        assert steps_logged == list(range(300)), steps_logged
+        assert client.get_run(run_id).info.status == "FINISHED"
     finally:
         proc.kill()
         stop_server(server)
-    assert proc.returncode == 0, err[-3000:]
-    assert "tracking server unreachable" in err and "could not be sent" not in err
-    client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
-    run_id = (log.parent / "mlflow_run_id").read_text().strip()
-    steps_logged = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
-    assert steps_logged == list(range(300)), steps_logged
-    assert client.get_run(run_id).info.status == "FINISHED"
