@@ -35,6 +35,10 @@ class Tracker:
     def finish(self) -> None:
         """The run ended well: mark it so (failures and kills are marked as they happen)."""
 
+    def restore_point(self, step: int, metrics: dict[str, float]) -> None:
+        """A continued run: the training metrics of `step`, saved in the checkpoint resumed from, logged
+        unless the run holds that step already."""
+
     def fail(self, killed: bool = False) -> None:
         """The run ended with an error (FAILED), or was interrupted (KILLED)."""
 

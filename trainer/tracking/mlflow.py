@@ -179,6 +179,10 @@ class Mlflow(Tracker):
                 self._logger.unsent(),
             )
 
+    def restore_point(self, step: int, metrics: dict[str, float]) -> None:
+        if self._logger is not None and metrics and step > self._logger.replayed_through:
+            self._logger.log_metrics(metrics, step, replay=True)
+
     def fail(self, killed: bool = False) -> None:
         if self._logger is not None:
             self._logger.finalize("KILLED" if killed else "failed")

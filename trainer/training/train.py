@@ -103,7 +103,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         files = write_run_files(cfg, run_dir)
         inputs = prepare_inputs(cfg)
         check_data(cfg, saved, inputs.summary.key)
-        tracker = start_tracking(cfg, run_dir, resume, inputs, files)
+        tracker = start_tracking(cfg, run_dir, resume, saved, inputs, files)
         fit = build_fit(cfg, run_dir, inputs, tracker)
         if fit.trainer.is_global_zero:
             print_start(cfg, inputs.params, inputs.summary, inputs.steps, tracker.describe())
@@ -185,12 +185,25 @@ def prepare_inputs(cfg: TrainConfig) -> Inputs:
 
 
 def start_tracking(
-    cfg: TrainConfig, run_dir: Path, resume: str | None, inputs: Inputs, files: list[Path]
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: str | None,
+    saved: Saved | None,
+    inputs: Inputs,
+    files: list[Path],
 ) -> Tracker:
-    """A new tracker run, or the one this run folder had when the fit resumes from its own checkpoint."""
+    """A new tracker run, or the one this run folder had when the fit resumes from its own checkpoint.
+
+    A checkpoint is written at the end of its step, before the loop logs that step's metrics: after a
+    kill just then, the resumed fit starts past that step, and its point would be missing from the
+    curve. The checkpoint holds the step's metrics (RunRecord), so a continued run logs them."""
     tracker = tracker_for(cfg)
     tracker.start(run_dir, resume)
     tracker.log_files(files)
+    log_every = every_n(cfg.trainer.log_every, inputs.steps.total)
+    if tracker.continued and saved is not None and saved.step and log_every and saved.step % log_every == 0:
+        point = {k: v for k, v in saved.metrics.items() if k.startswith("train/")}
+        tracker.restore_point(saved.step - 1, point)  # Lightning logs step N's loss at N - 1
     if resume is None:  # once per tracker run (rank 0 only: the logger guards it)
         tracker.log_metrics(inputs.summary.metrics(), step=0)
     if not tracker.continued:  # params are immutable: a continued run has them
