@@ -30,11 +30,11 @@ def test_a_server_down_at_start_is_one_line_in_seconds(tmp_path: Path, quick_ove
 
 
 def test_a_server_that_goes_away_mid_run_does_not_stop_training(tmp_path: Path, quick_overrides) -> None:
-    """Killed at step 5 of 300 and started again on the same store at step 20: the run finishes with every
+    """Killed at step 5 of 150 and started again on the same store at step 20: the run finishes with every
     train/loss point in the same MLflow run."""
     port = free_port()
     server = start_mlflow_server(tmp_path, port)
-    steps = ["trainer.max_steps=300", "trainer.log_every=1", "trainer.val_every=disable", "trainer.threads=1"]
+    steps = ["trainer.max_steps=150", "trainer.log_every=1", "trainer.val_every=disable", "trainer.threads=1"]
     args = [*quick_overrides, *steps, f"tracker.uri=http://127.0.0.1:{port}", "run.name=outage"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainer", *args], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
@@ -44,7 +44,7 @@ def test_a_server_that_goes_away_mid_run_does_not_stop_training(tmp_path: Path, 
 
     def reach(step: int) -> None:
         deadline = time.monotonic() + 300
-        while not (log.is_file() and f"] step {step}/300" in log.read_text()):
+        while not (log.is_file() and f"] step {step}/150" in log.read_text()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
             time.sleep(0.1)
 
@@ -59,7 +59,7 @@ def test_a_server_that_goes_away_mid_run_does_not_stop_training(tmp_path: Path, 
         client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")  # asked while it runs
         run_id = (log.parent / "mlflow_run_id").read_text().strip()
         steps_logged = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
-        assert steps_logged == list(range(300)), steps_logged
+        assert steps_logged == list(range(150)), steps_logged
         assert client.get_run(run_id).info.status == "FINISHED"
     finally:
         proc.kill()
