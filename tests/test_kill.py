@@ -53,10 +53,11 @@ def test_killed_anywhere_the_rerun_ends_as_a_run_never_killed(tmp_path: Path) ->
     kill_at = [sys.executable, str(ROOT / "tests" / "kill_at.py")]
     with ThreadPoolExecutor(max_workers=2) as pool:
         straight = pool.submit(_run, [*trainer, "run.name=straight"], tmp_path)
+        args = trainer[3:]  # the command line after `python -m trainer`
         killed = {
-            mode: pool.submit(_run, [*kill_at, mode, str(n), *trainer[3:], f"run.name=killed-{mode}"], tmp_path)
+            mode: pool.submit(_run, [*kill_at, mode, str(n), *args, f"run.name=killed-{mode}"], tmp_path)
             for mode, n in KILLS.items()
-        }  # fmt: skip
+        }
         done, _ = straight.result()
         assert done.returncode == 0, done.stderr[-3000:]
         for mode, future in killed.items():
