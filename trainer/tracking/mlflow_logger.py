@@ -8,7 +8,8 @@ three things a run needs from it that it does not do.
   continued MLflow run already holds, with the same values (resume is exact).
 - A tracking server that goes away never stops training: a failed send keeps the points in memory
   (at most `MAX_PENDING`, the oldest dropped and counted beyond that) and tries again after
-  `RETRY_S`; the end of the run tries once more and says what could not be sent. MLflow's own HTTP
+  `RETRY_S` (the oldest first, unless the server holds it already: a send can be written before its
+  answer is lost); the end of the run tries once more and says what could not be sent. MLflow's own HTTP
   retries are cut to seconds (`quick_http`), not the ~4 minutes that stalled training.
 """
 
@@ -45,6 +46,7 @@ class RunLogger(MLFlowLogger):
         self.dropped = 0
         self._retry_at = 0.0
         self._down_since: float | None = None
+        self._unsure = False  # the oldest pending point may be on the server already
 
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, *, replay: bool = False
@@ -64,9 +66,16 @@ class RunLogger(MLFlowLogger):
         while self.pending:
             metrics, step = self.pending[0]
             try:
+                if self._unsure:  # the failed send may have been written before its answer was lost
+                    stored = self._stored(metrics, step)
+                    self._unsure = False
+                    if stored:
+                        self.pending.pop(0)
+                        continue
                 super().log_metrics(metrics, step)
             except Exception as err:  # noqa: BLE001 - whatever the transport raises, training goes on
                 self._retry_at = time.monotonic() + RETRY_S
+                self._unsure = True
                 if self._down_since is None:
                     self._down_since = time.monotonic()
                     log.warning(
@@ -81,6 +90,14 @@ class RunLogger(MLFlowLogger):
             log.warning("tracking server back after %.0f s", time.monotonic() - self._down_since)
             self._down_since = None
         return True
+
+    def _stored(self, metrics: dict[str, float], step: int | None) -> bool:
+        """Whether the server holds this point already: the send that failed may have been written
+        before its answer was lost (a log batch is not idempotent; sent again it would be stored twice)."""
+        key = next(iter(metrics), None)
+        if key is None or step is None:
+            return False
+        return any(m.step == step for m in self.experiment.get_metric_history(self.run_id, key))
 
     def unsent(self) -> int:
         """Metric points that never reached the server (kept and dropped)."""
