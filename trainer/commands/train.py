@@ -26,8 +26,10 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
+from trainer.boundary.sweep import check_sweep
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
+from trainer.errors import first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
 from trainer.tracking.reachable import check_server
@@ -90,13 +92,39 @@ def _task(composed: DictConfig) -> float | None:
             log_failure(message(err))
             if fresh:
                 remove_if_untrained(_run_folder())
+        if _in_sweep():
+            return _job_failed(message(err))
         report_and_exit(err)
     except Exception as err:
         trouble = disk_error(err) if isinstance(err, OSError) else None
-        if trouble is not None:
+        if trouble is not None and not _in_sweep():
             report_and_exit(trouble)  # the log may be on the same full disk: not written to
         log_failure("".join(traceback.format_exception(err)))
+        if _in_sweep():
+            where = _run_folder() / "train.log"
+            return _job_failed(f"{type(err).__name__}: {first_line(err)} (traceback in {where})")
         raise
+
+
+_FAILED: list[str] = []  # this process's sweep jobs that failed (Hydra's basic launcher runs them here)
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _job_failed(text: str) -> None:
+    """A sweep job that failed is recorded and the sweep goes on (one bad point must not cost the rest)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get().job
+    what = f"job {job.num} ({', '.join(job.override_dirname.split(',')) or 'no overrides'})"
+    print(f"trainer: {what} failed:\n{text}", file=sys.stderr)
+    _FAILED.append(f"{what}: {text.splitlines()[0]}")
+    return None
 
 
 register_resolvers()  # also when a Slurm job (submitit) calls `_task` without `main`
@@ -104,9 +132,13 @@ _app = hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="
 
 
 def main(args: list[str]) -> None:
-    """Check the overrides, then hand Hydra the command line (rewritten so that valid keys compose)."""
+    """Check the overrides (and every job of a sweep), then hand Hydra the command line (rewritten so
+    that valid keys compose). A sweep whose jobs failed at run time ends with their list, exit 1."""
+    line = parse(args)
     try:
-        hydra_args, _ = checked_args(parse(args))
+        hydra_args, _ = checked_args(line)
+        if line.multirun and line.valid and not (line.informational or line.completion):
+            check_sweep(hydra_args, line)
     except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
@@ -114,3 +146,7 @@ def main(args: list[str]) -> None:
     _ARGS[:] = args
     sys.argv = [sys.argv[0], *hydra_args]
     _app()
+    if _FAILED:
+        print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
+        sys.exit(1)
