@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -22,3 +25,12 @@ def test_run_logs_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str, qu
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 1
     assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to the default sqlite store
+    # Params are the training config; the machine's facts and the command are tags.
+    params, tags = run.data.params, run.data.tags
+    assert not [k for k in params if k.startswith(("hardware.", "infer."))], sorted(params)
+    assert tags["hardware.cpu_cores"] == str(len(os.sched_getaffinity(0)))
+    assert tags["host"] == socket.gethostname()
+    assert tags["command"].startswith("python -m trainer ") and "run.name=served" in tags["command"]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if commit.returncode == 0:  # a checkout (not an installed copy elsewhere)
+        assert tags["mlflow.source.git.commit"] == commit.stdout.strip()

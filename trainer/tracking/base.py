@@ -35,6 +35,9 @@ class Tracker:
     def finish(self) -> None:
         """The run ended well: mark it so (failures and kills are marked as they happen)."""
 
+    def log_tags(self, tags: dict[str, str]) -> None:
+        """Facts about the run that are not its config (host, command line, git commit, hardware)."""
+
     def restore_point(self, step: int, metrics: dict[str, float]) -> None:
         """A continued run: the training metrics of `step`, saved in the checkpoint resumed from, logged
         unless the run holds that step already."""

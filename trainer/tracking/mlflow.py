@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
 
 RUN_ID_FILE = "mlflow_run_id"
+# Not the training config: detected facts of the machine (tags instead) and the inference settings.
+NOT_PARAMS = ("hardware.", "infer.")
 log = logging.getLogger("trainer")
 
 
@@ -106,6 +109,9 @@ class Mlflow(Tracker):
     def _tags(self) -> dict[str, str]:
         run = self.cfg.run
         tags = {"experiment": run.experiment, "run_dir": str(Path(run.dir).resolve()), **run.tags}
+        tags["host"] = socket.gethostname()
+        if os.environ.get("SLURM_JOB_ID"):
+            tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
         if run.description:
             tags["mlflow.note.content"] = run.description
         if run.sweep is not None:
@@ -145,7 +151,10 @@ class Mlflow(Tracker):
             self._logger.experiment.update_run(previous, status="RUNNING")
             self._logger.replayed_through = _last_step(self._logger.experiment, previous)
         self._continued = previous is not None
-        params = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        flat = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        params = {k: v for k, v in flat.items() if not k.startswith(NOT_PARAMS)}
+        facts = {k: v for k, v in flat.items() if k.startswith("hardware.") and v != "None"}
+        self.log_tags(facts)
         if previous is not None:
             before = self._logger.experiment.get_run(previous).data.params
             for key, value in params.items():
@@ -178,6 +187,14 @@ class Mlflow(Tracker):
                 "train.log has the step lines",
                 self._logger.unsent(),
             )
+
+    def log_tags(self, tags: dict[str, str]) -> None:
+        if self._logger is None or not tags:
+            return
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, redact(str(v))[:5000]) for k, v in tags.items()]
+        self._logger.experiment.log_batch(self._logger.run_id, tags=batch)
 
     def restore_point(self, step: int, metrics: dict[str, float]) -> None:
         if self._logger is not None and metrics and step > self._logger.replayed_through:

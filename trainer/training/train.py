@@ -200,6 +200,7 @@ def start_tracking(
     tracker = tracker_for(cfg)
     tracker.start(run_dir, resume)
     tracker.log_files(files)
+    tracker.log_tags(provenance.tags(run_dir))
     log_every = every_n(cfg.trainer.log_every, inputs.steps.total)
     if tracker.continued and saved is not None and saved.step and log_every and saved.step % log_every == 0:
         point = {k: v for k, v in saved.metrics.items() if k.startswith("train/")}
