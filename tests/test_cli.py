@@ -109,7 +109,12 @@ def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, qu
         assert (sweep / job / "model" / "model.safetensors").exists()
         assert (sweep / job / "config.yaml").exists()
     client = _client(tmp_path / "outputs")
-    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    every = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    (parent,) = [r for r in every if r.info.run_name == f"sweep {sweep.name}"]  # one run for the sweep
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep_jobs"] == "2"
+    runs = [r for r in every if r is not parent]
+    assert sorted(r.info.run_name for r in runs) == ["lr=0.0003", "lr=0.001"]  # named by the swept values
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.0003", "0.001"]
     assert {r.data.tags["sweep"] for r in runs} == {sweep.name}
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]

@@ -19,6 +19,7 @@ from trainer.boundary.hooks import refuse_hooks
 from trainer.boundary.invocation import Invocation
 from trainer.boundary.overrides import check
 from trainer.boundary.redacted import redact_hydra_records
+from trainer.boundary.sweep import job_facts
 from trainer.boundary.validate import from_composed
 from trainer.config import ConfigError
 from trainer.errors import UserError
@@ -85,8 +86,12 @@ def from_hydra(cfg: DictConfig) -> Invocation:
     hc = HydraConfig.get()
     launcher: dict[str, Any] = {}
     multirun = hc.mode == RunMode.MULTIRUN
-    if multirun:  # tags the job's tracker run with its sweep and index
-        launcher["run.sweep"] = {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}
+    if multirun:  # tags the job's tracker run with its sweep and index (and main's facts: sweep.py)
+        launcher["run.sweep"] = {
+            "id": Path(hc.sweep.dir).name,
+            "job": int(hc.job.num),
+            **job_facts(list(hc.overrides.task)),
+        }
     redact_hydra_records(Path(hc.runtime.output_dir), Path(hc.sweep.dir) if multirun else None)
     validated = from_composed(cfg, launcher)
     set_keys = [o.partition("=")[0].lstrip("+~") for o in hc.overrides.task]

@@ -8,9 +8,11 @@ config, missing file, unreachable hub) exit 2 with a short message.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -26,7 +28,7 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
-from trainer.boundary.sweep import check_sweep
+from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
 from trainer.errors import first_line
@@ -135,18 +137,40 @@ def main(args: list[str]) -> None:
     """Check the overrides (and every job of a sweep), then hand Hydra the command line (rewritten so
     that valid keys compose). A sweep whose jobs failed at run time ends with their list, exit 1."""
     line = parse(args)
+    sweep = None
     try:
         hydra_args, _ = checked_args(line)
         if line.multirun and line.valid and not (line.informational or line.completion):
-            check_sweep(hydra_args, line)
+            sweep = check_sweep(hydra_args, line)
     except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
     redact_logs()  # Hydra's own lines (a sweep lists each job's overrides) show no password
     _ARGS[:] = args
+    parent = _open_sweep(sweep, hydra_args) if sweep is not None else None
     sys.argv = [sys.argv[0], *hydra_args]
     _app()
+    if parent is not None:
+        parent[0].close_sweep(parent[1], failed=len(_FAILED))
     if _FAILED:
         print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
         sys.exit(1)
+
+
+def _open_sweep(sweep: Sweep, hydra_args: list[str]) -> tuple[Any, str] | None:
+    """Fix the sweep folder now (unless given) so that the sweep's tracker run is named by it, open that
+    run, and tell the jobs (through the environment) its id and which keys are swept."""
+    if not any(a.lstrip("+").startswith("hydra.sweep.dir=") for a in hydra_args):
+        hydra_args.append(f"hydra.sweep.dir={sweep.folder}")
+    os.environ[SWEPT_ENV] = ",".join(sweep.swept)
+    if sweep.first.tracker.kind == "none":
+        return None
+    from trainer.tracking import for_config
+
+    tracker = for_config(sweep.first)
+    run_id = tracker.open_sweep(Path(sweep.folder).name, sweep.jobs)
+    if run_id is None:
+        return None
+    os.environ[PARENT_ENV] = run_id
+    return tracker, run_id

@@ -35,6 +35,13 @@ class Tracker:
     def finish(self) -> None:
         """The run ended well: mark it so (failures and kills are marked as they happen)."""
 
+    def open_sweep(self, sweep_id: str, jobs: int) -> str | None:
+        """A run for a whole sweep, under which its jobs' runs are shown; its id, or None."""
+        return None
+
+    def close_sweep(self, run_id: str, failed: int) -> None:
+        """The sweep ended, `failed` of its jobs with an error."""
+
     def log_tags(self, tags: dict[str, str]) -> None:
         """Facts about the run that are not its config (host, command line, git commit, hardware)."""
 

@@ -106,6 +106,13 @@ class Mlflow(Tracker):
     def experiment(self) -> str:
         return self.settings.experiment or self.cfg.run.experiment
 
+    def _run_name(self) -> str:
+        """The run's name; a sweep job's is its swept values (`lr=0.001,seed=2`), else sweep-index."""
+        sweep = self.cfg.run.sweep
+        if sweep is None:
+            return self.cfg.run.name
+        return sweep.label or f"{sweep.id}-{sweep.job}"
+
     def _tags(self) -> dict[str, str]:
         run = self.cfg.run
         tags = {"experiment": run.experiment, "run_dir": str(Path(run.dir).resolve()), **run.tags}
@@ -116,6 +123,8 @@ class Mlflow(Tracker):
             tags["mlflow.note.content"] = run.description
         if run.sweep is not None:
             tags.update({"sweep": run.sweep.id, "sweep_job": str(run.sweep.job)})
+            if run.sweep.parent:
+                tags["mlflow.parentRunId"] = run.sweep.parent  # shown nested under the sweep's run
         return redact_tree(tags)
 
     # --- training ----------------------------------------------------------------------------------
@@ -135,12 +144,11 @@ class Mlflow(Tracker):
             return
         same_run = resume is not None and Path(resume).resolve().is_relative_to(run_dir.resolve())
         previous = previous_run_id(run_dir) if same_run else None
-        run = self.cfg.run
         with _sqlite_lock(self.uri):  # the store's creation, the experiment's, the run's
             quick_http()
             self._logger = RunLogger(
                 experiment_name=self.experiment,
-                run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
+                run_name=self._run_name(),
                 tracking_uri=self._connect(),
                 tags=self._tags(),
                 artifact_location=self.artifact_root,
@@ -233,6 +241,29 @@ class Mlflow(Tracker):
     def location(self) -> str | None:
         return f"{self._logger.run_id} in {self.shown_uri}"
 
+    # --- a sweep's own run -------------------------------------------------------------------------
+
+    def open_sweep(self, sweep_id: str, jobs: int) -> str | None:
+        from mlflow.tracking import MlflowClient
+
+        with _sqlite_lock(self.uri):
+            client = MlflowClient(tracking_uri=self._connect())
+            tags = {"sweep": sweep_id, "sweep_jobs": str(jobs), "experiment": self.cfg.run.experiment}
+            return client.create_run(
+                self._experiment_id(client), run_name=f"sweep {sweep_id}", tags=tags
+            ).info.run_id
+
+    def _experiment_id(self, client: Any) -> str:
+        found = client.get_experiment_by_name(self.experiment)
+        return found.experiment_id if found else client.create_experiment(self.experiment, self.artifact_root)
+
+    def close_sweep(self, run_id: str, failed: int) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self._connect())
+        client.set_tag(run_id, "sweep_failed_jobs", str(failed))
+        client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
     # --- trainer evaluate --------------------------------------------------------------------------
 
     def record_evaluation(
@@ -253,14 +284,8 @@ class Mlflow(Tracker):
             if run_id:
                 _log(client, run_id, metrics, _last_step(client, run_id))
             else:
-                found = client.get_experiment_by_name(self.experiment)
-                exp_id = (
-                    found.experiment_id
-                    if found
-                    else client.create_experiment(self.experiment, self.artifact_root)
-                )
                 name = f"evaluate-{self.cfg.run.name}"
-                run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+                run_id = client.create_run(self._experiment_id(client), run_name=name, tags=tags).info.run_id
                 _log(client, run_id, metrics, 0)
                 client.set_terminated(run_id)
         except MlflowException as err:
