@@ -110,7 +110,7 @@ class DataSummary:
         ]
 
     def metrics(self) -> dict[str, float]:
-        """The counts as step-0 tracker metrics: examples read, kept and dropped by reason, packing."""
+        """The counts as tracker params: examples read, kept and dropped by reason, packing."""
         out: dict[str, float] = {
             "data/train_examples": self.train_examples,
             "data/val_examples": self.val_examples,

@@ -52,9 +52,6 @@ class Tracker:
     def fail(self, killed: bool = False) -> None:
         """The run ended with an error (FAILED), or was interrupted (KILLED)."""
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Metrics at an optimizer step (rank 0 only; a no-op elsewhere)."""
-
     def log_params(self, params: dict[str, Any]) -> None:
         """Params of a new tracker run."""
 

@@ -212,10 +212,6 @@ class Mlflow(Tracker):
         if self._logger is not None:
             self._logger.finalize("KILLED" if killed else "failed")
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        if self._logger is not None:  # None on ranks other than 0
-            self._logger.log_metrics(metrics, step=step, replay=True)
-
     def log_params(self, params: dict[str, Any]) -> None:
         if self._logger is not None:
             self._logger.log_hyperparams({k: redact(str(v)) for k, v in params.items()})

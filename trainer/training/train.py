@@ -205,8 +205,8 @@ def start_tracking(
     if tracker.continued and saved is not None and saved.step and log_every and saved.step % log_every == 0:
         point = {k: v for k, v in saved.metrics.items() if k.startswith("train/")}
         tracker.restore_point(saved.step - 1, point)  # Lightning logs step N's loss at N - 1
-    if resume is None:  # once per tracker run (rank 0 only: the logger guards it)
-        tracker.log_metrics(inputs.summary.metrics(), step=0)
+    if resume is None:  # once per tracker run: counts are params, not one-point metric charts
+        tracker.log_params(inputs.summary.metrics())
     if not tracker.continued:  # params are immutable: a continued run has them
         tracker.log_params({"params/total": inputs.params.total, "params/trainable": inputs.params.trainable})
     return tracker
@@ -303,7 +303,6 @@ def report(
         paths.update(exported.describe())
     trainer = fit.trainer
     if trainer.is_global_zero:
-        tracker.log_metrics({f"final/{k}": v for k, v in outcome.metrics.items()}, step=trainer.global_step)
         log_file = run_dir / "train.log"
         tracker.log_files(
             [log_file] if log_file.exists() else [],
