@@ -69,15 +69,21 @@ def job_facts(task_overrides: list[str]) -> dict[str, str]:
     return facts
 
 
-def check_sweep(hydra_args: list[str], line: CommandLine) -> Sweep:
-    """Validate every job of the sweep; raise one UserError listing the invalid ones."""
+def check_sweep(hydra_args: list[str], line: CommandLine) -> Sweep | None:
+    """Validate every job of the sweep; raise one UserError listing the invalid ones. None when the
+    command line sweeps in a way the basic expansion does not know (a search sweeper's ranges): those
+    jobs are validated as they start."""
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
 
     from trainer.boundary.compose import compose_one
     from trainer.boundary.conf import CONF_DIR
 
     composed = parse(hydra_args)
-    every = jobs(composed.overrides)
+    try:
+        every = jobs(composed.overrides)
+    except HydraException:
+        return None
     register_resolvers()
     invalid: list[str] = []
     first: Any = None

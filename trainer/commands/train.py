@@ -149,9 +149,13 @@ def main(args: list[str]) -> None:
     _ARGS[:] = args
     parent = _open_sweep(sweep, hydra_args) if sweep is not None else None
     sys.argv = [sys.argv[0], *hydra_args]
-    _app()
-    if parent is not None:
-        parent[0].close_sweep(parent[1], failed=len(_FAILED))
+    ended = False
+    try:
+        _app()
+        ended = True
+    finally:  # the sweep's run is closed even when the sweep itself stopped (exit, Ctrl-C)
+        if parent is not None:
+            parent[0].close_sweep(parent[1], failed=len(_FAILED) if ended else max(1, len(_FAILED)))
     if _FAILED:
         print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
