@@ -31,6 +31,7 @@ from trainer.boundary.report import message
 from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
+from trainer.disk import require_run_folder
 from trainer.errors import first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
@@ -142,6 +143,10 @@ def main(args: list[str]) -> None:
         hydra_args, _ = checked_args(line)
         if line.multirun and line.valid and not (line.informational or line.completion):
             sweep = check_sweep(hydra_args, line)
+            if sweep is not None:  # made and probed before its tracker run goes under it
+                require_run_folder(Path(sweep.folder), sweep.first.run.output_root, "sweep folder")
+                if sweep.first.tracker.kind == "mlflow":
+                    check_server(sweep.first.tracker.uri)
     except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
@@ -173,7 +178,11 @@ def _open_sweep(sweep: Sweep, hydra_args: list[str]) -> tuple[Any, str] | None:
     from trainer.tracking import for_config
 
     tracker = for_config(sweep.first)
-    run_id = tracker.open_sweep(Path(sweep.folder).name, sweep.jobs)
+    try:
+        run_id = tracker.open_sweep(Path(sweep.folder).name, sweep.jobs)
+    except Exception as err:  # noqa: BLE001 - tracking never stops training: the jobs run unparented
+        print(f"trainer: warning: no tracker run for the sweep ({first_line(err)})", file=sys.stderr)
+        return None
     if run_id is None:
         return None
     os.environ[PARENT_ENV] = run_id

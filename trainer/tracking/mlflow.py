@@ -242,6 +242,9 @@ class Mlflow(Tracker):
     def open_sweep(self, sweep_id: str, jobs: int) -> str | None:
         from mlflow.tracking import MlflowClient
 
+        from trainer.tracking.mlflow_logger import quick_http
+
+        quick_http()
         with _sqlite_lock(self.uri):
             client = MlflowClient(tracking_uri=self._connect())
             tags = {"sweep": sweep_id, "sweep_jobs": str(jobs), "experiment": self.cfg.run.experiment}
