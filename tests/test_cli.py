@@ -118,6 +118,16 @@ def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, qu
     assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.0003", "0.001"]
     assert {r.data.tags["sweep"] for r in runs} == {sweep.name}
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
+    # The table at the end: each job's swept values, status and final val loss, the best one marked.
+    labels = {r.data.tags["sweep_job"]: r.info.run_name for r in runs}
+    last = {r.data.tags["sweep_job"]: client.get_metric_history(r.info.run_id, "val/loss") for r in runs}
+    final = {job: max(points, key=lambda m: m.step).value for job, points in last.items()}
+    best, width = min(final, key=final.get), max(len(label) for label in labels.values())
+    assert f"sweep {sweep.name}: 2 jobs (val loss, lower is better; * best)" in proc.stdout
+    for job, loss in final.items():
+        mark = "*" if job == best else " "
+        row = f" {mark}   {job}  {labels[job]:<{width}}  finished   {loss:>8.4f}  {sweep / job}"
+        assert row in proc.stdout, (row, proc.stdout[-2000:])
 
 
 def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> None:

@@ -36,6 +36,7 @@ from trainer.errors import first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
 from trainer.tracking.reachable import check_server
+from trainer.training.sweep_results import table, write_result
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
 
@@ -87,7 +88,10 @@ def _task(composed: DictConfig) -> float | None:
         from trainer.training.train import train  # heavy imports only once the config is good
 
         setup(cfg.on_gpu)
-        return train(cfg).val_loss
+        val_loss = train(cfg).val_loss
+        if cfg.run.sweep is not None:
+            write_result(inv.run_dir, cfg.run.sweep.label, "finished", val_loss)
+        return val_loss
     except USER_ERRORS as err:
         from trainer.training.run_lock import RunFolderBusy  # standard library only
 
@@ -125,6 +129,7 @@ def _job_failed(text: str) -> None:
 
     job = HydraConfig.get().job
     what = f"job {job.num} ({', '.join(job.override_dirname.split(',')) or 'no overrides'})"
+    write_result(_run_folder(), None, "failed", None, text.splitlines()[0])
     print(f"trainer: {what} failed:\n{text}", file=sys.stderr)
     _FAILED.append(f"{what}: {text.splitlines()[0]}")
     return None
@@ -161,6 +166,8 @@ def main(args: list[str]) -> None:
     finally:  # the sweep's run is closed even when the sweep itself stopped (exit, Ctrl-C)
         if parent is not None:
             parent[0].close_sweep(parent[1], failed=len(_FAILED) if ended else max(1, len(_FAILED)))
+    if sweep is not None and table(Path(sweep.folder)):
+        print(table(Path(sweep.folder)))
     if _FAILED:
         print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
