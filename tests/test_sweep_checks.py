@@ -50,3 +50,8 @@ def test_a_job_failing_at_run_time_is_recorded_and_the_sweep_goes_on(tmp_path: P
     assert sweep.returncode == 1, sweep.stderr[-3000:]
     assert "trainer: 1 job(s) of the sweep failed:\n  job 0 (" in sweep.stderr, sweep.stderr[-3000:]
     assert sweep.stdout.count("trainer: finished") == 1  # job 1 ran after job 0 failed
+    (folder,) = (tmp_path / "outputs" / "default" / "sweeps").iterdir()
+    assert f"sweep {folder.name}: 2 jobs" in sweep.stdout
+    width = len(f"path={broken}")
+    assert f"     0  {f'path={broken}':<{width}}  failed          n/a  {folder / '0'}" in sweep.stdout
+    assert f"     1  {f'path={good}':<{width}}  finished        n/a  {folder / '1'}" in sweep.stdout

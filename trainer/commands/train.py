@@ -28,7 +28,7 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
-from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep
+from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep, job_facts
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
 from trainer.disk import require_run_folder
@@ -97,10 +97,10 @@ def _task(composed: DictConfig) -> float | None:
 
         if not isinstance(err, RunFolderBusy):  # that folder is the other process's
             log_failure(message(err))
+            if _in_sweep():  # the job's folder keeps its error (result.json) for the sweep's table
+                return _job_failed(message(err))
             if fresh:
                 remove_if_untrained(_run_folder())
-        if _in_sweep():
-            return _job_failed(message(err))
         report_and_exit(err)
     except Exception as err:
         trouble = disk_error(err) if isinstance(err, OSError) else None
@@ -129,7 +129,8 @@ def _job_failed(text: str) -> None:
 
     job = HydraConfig.get().job
     what = f"job {job.num} ({', '.join(job.override_dirname.split(',')) or 'no overrides'})"
-    write_result(_run_folder(), None, "failed", None, text.splitlines()[0])
+    label = job_facts(list(HydraConfig.get().overrides.task)).get("label")
+    write_result(_run_folder(), label, "failed", None, text.splitlines()[0])
     print(f"trainer: {what} failed:\n{text}", file=sys.stderr)
     _FAILED.append(f"{what}: {text.splitlines()[0]}")
     return None
