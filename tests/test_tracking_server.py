@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -25,6 +26,14 @@ def test_run_logs_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str, qu
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 1
     assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to the default sqlite store
+    # The data as MLflow dataset inputs: source, the data key as digest, counts as the profile.
+    logged = client.get_run(run.info.run_id).inputs.dataset_inputs
+    inputs = {i.tags[0].value: i.dataset for i in logged}
+    assert sorted(inputs) == ["eval", "train"]
+    assert (inputs["train"].name, inputs["eval"].name) == ("tiny_tasks", "tiny_tasks/validation")
+    train = inputs["train"]
+    assert json.loads(train.source)["uri"].endswith("tiny_tasks/train.json") and len(train.digest) == 16
+    assert json.loads(train.profile)["num_rows"] == int(run.data.params["data/train/tiny_tasks/kept"])
     # Params are the training config; the machine's facts and the command are tags.
     params, tags = run.data.params, run.data.tags
     assert not [k for k in params if k.startswith(("hardware.", "infer."))], sorted(params)

@@ -42,6 +42,9 @@ class Tracker:
     def close_sweep(self, run_id: str, failed: int) -> None:
         """The sweep ended, `failed` of its jobs with an error."""
 
+    def log_datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """The data a run trained and validated on (name, source, digest, context, counts)."""
+
     def log_tags(self, tags: dict[str, str]) -> None:
         """Facts about the run that are not its config (host, command line, git commit, hardware)."""
 

@@ -196,6 +196,28 @@ class Mlflow(Tracker):
                 self._logger.unsent(),
             )
 
+    def log_datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """MLflow dataset inputs (the run page's Datasets): name, source, digest and counts as the
+        profile, tagged with the context (train/eval)."""
+        if self._logger is None or not datasets:
+            return
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = []
+        for d in datasets:
+            local = Path(d["source"]).exists()
+            dataset = Dataset(
+                name=d["name"],
+                digest=d["digest"] or "none",
+                source_type="local" if local else "hugging_face",
+                source=json.dumps({"uri": d["source"]} if local else {"path": d["source"]}),
+                profile=json.dumps(d["profile"]),
+            )
+            inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", d["context"])]))
+        self._logger.experiment.log_inputs(self._logger.run_id, datasets=inputs)
+
     def log_tags(self, tags: dict[str, str]) -> None:
         if self._logger is None or not tags:
             return

@@ -207,6 +207,7 @@ def start_tracking(
         tracker.restore_point(saved.step - 1, point)  # Lightning logs step N's loss at N - 1
     if resume is None:  # once per tracker run: counts are params, not one-point metric charts
         tracker.log_params(inputs.summary.metrics())
+        tracker.log_datasets(inputs.summary.inputs(cfg.data.paths()))
     if not tracker.continued:  # params are immutable: a continued run has them
         tracker.log_params({"params/total": inputs.params.total, "params/trainable": inputs.params.trainable})
     return tracker
