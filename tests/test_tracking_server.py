@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_run_logs_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str, quick_overrides) -> None:
-    proc = run_cli([*quick_overrides, f"tracker.uri={mlflow_server}", "run.name=served"], cwd=tmp_path)
+    served = [f"tracker.uri={mlflow_server}", "tracker.system_metrics_every_s=1", "run.name=served"]
+    proc = run_cli([*quick_overrides, *served], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     client = MlflowClient(tracking_uri=mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("default").experiment_id])
@@ -34,6 +35,9 @@ def test_run_logs_to_a_real_mlflow_server(tmp_path: Path, mlflow_server: str, qu
     train = inputs["train"]
     assert json.loads(train.source)["uri"].endswith("tiny_tasks/train.json") and len(train.digest) == 16
     assert json.loads(train.profile)["num_rows"] == int(run.data.params["data/train/tiny_tasks/kept"])
+    # MLflow's own system metrics, sampled every second while the run trained.
+    cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    assert len(cpu) >= 2 and all(0 <= m.value <= 100 * os.cpu_count() for m in cpu), cpu
     # Params are the training config; the machine's facts and the command are tags.
     params, tags = run.data.params, run.data.tags
     assert not [k for k in params if k.startswith(("hardware.", "infer."))], sorted(params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from trainer.config.base import StrictModel
 
@@ -21,6 +21,9 @@ class MlflowTracker(StrictModel):
     )
     experiment: str | None = Field(None, description="MLflow experiment; null = run.experiment.")
     log_model: bool = Field(False, description="Also upload the exported model folder as artifacts.")
+    system_metrics_every_s: PositiveFloat | None = Field(
+        10.0, description="MLflow's system metrics (CPU, memory, disk, GPU) every N seconds; null = off."
+    )
 
 
 TrackerConfig = Annotated[NoTracker | MlflowTracker, Field(discriminator="kind")]

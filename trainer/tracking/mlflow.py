@@ -76,6 +76,7 @@ class Mlflow(Tracker):
         self.cfg = cfg
         self.settings: MlflowTracker = cfg.tracker
         self._logger: Any = None
+        self._monitor: Any = None  # MLflow's system-metrics thread
         self._continued = False
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -163,6 +164,7 @@ class Mlflow(Tracker):
         params = {k: v for k, v in flat.items() if not k.startswith(NOT_PARAMS)}
         facts = {k: v for k, v in flat.items() if k.startswith("hardware.") and v != "None"}
         self.log_tags(facts)
+        self._watch_system()
         if previous is not None:
             before = self._logger.experiment.get_run(previous).data.params
             for key, value in params.items():
@@ -184,7 +186,29 @@ class Mlflow(Tracker):
     def continued(self) -> bool:
         return self._continued
 
+    def _watch_system(self) -> None:
+        """MLflow's own system metrics (`system/cpu_utilization_percentage`, memory, disk, GPU), sampled
+        in a thread of this process and logged to this run until it ends."""
+        every = self.settings.system_metrics_every_s
+        if every is None:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(
+            self._logger.run_id,
+            sampling_interval=every,
+            resume_logging=self._continued,
+            tracking_uri=self._connect(),
+        )
+        self._monitor.start()
+
+    def _stop_watching(self) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
+
     def finish(self) -> None:
+        self._stop_watching()
         if self._logger is None:
             return
         self._logger.closing = True
@@ -231,6 +255,7 @@ class Mlflow(Tracker):
             self._logger.log_metrics(metrics, step, replay=True)
 
     def fail(self, killed: bool = False) -> None:
+        self._stop_watching()
         if self._logger is not None:
             self._logger.finalize("KILLED" if killed else "failed")
 
