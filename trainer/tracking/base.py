@@ -58,8 +58,13 @@ class Tracker:
     def log_params(self, params: dict[str, Any]) -> None:
         """Params of a new tracker run."""
 
-    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
-        """Files, and a whole folder (e.g. the exported model), as artifacts of the run."""
+    def log_files(self, files: list[Path]) -> None:
+        """Files as artifacts of the run."""
+
+    def log_model(self, folder: Path, step: int, adapter: bool) -> str | None:
+        """The exported model (a Hugging Face folder, or a PEFT adapter) as the tracker's model of this
+        run when the tracker is asked to keep one; where it went, or None."""
+        return None
 
     def describe(self) -> str:
         """One line for the start summary: where metrics go and how to look at them."""

@@ -263,17 +263,49 @@ class Mlflow(Tracker):
         if self._logger is not None:
             self._logger.log_hyperparams({k: redact(str(v)) for k, v in params.items()})
 
-    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
+    def log_files(self, files: list[Path]) -> None:
         if self._logger is None:
             return
         experiment, run_id = self._logger.experiment, self._logger.run_id
         try:
             for f in files:
                 experiment.log_artifact(run_id, str(f))
-            if folder is not None:
-                experiment.log_artifacts(run_id, str(folder), artifact_path=folder.name)
         except Exception as err:  # noqa: BLE001 - the files stay in the run folder; the run goes on
             log.warning("artifacts not uploaded to the tracking server: %s", first_line(err))
+
+    def log_model(self, folder: Path, step: int, adapter: bool) -> str | None:
+        """A logged model (MLflow 3) linked to this run as its output at `step`, its artifacts the
+        exported folder (`mlflow.artifacts.download_artifacts("models:/<id>")` gives it back, loadable
+        with transformers/PEFT); with `register_as`, a new version of that registered model."""
+        name = self.settings.register_as
+        if self._logger is None or not (self.settings.log_model or name):
+            return None
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.exceptions import MlflowException
+
+        client, run_id = self._logger.experiment, self._logger.run_id
+        try:
+            model = client.create_logged_model(
+                self._experiment_id(client),
+                name=self._run_name(),
+                source_run_id=run_id,
+                model_type="peft-adapter" if adapter else "transformers",
+            )
+            client.log_model_artifacts(model.model_id, str(folder))
+            client.finalize_logged_model(model.model_id, "READY")
+            client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+            where = f"models:/{model.model_id}"
+            if name:
+                try:
+                    client.get_registered_model(name)
+                except MlflowException:  # not registered yet
+                    client.create_registered_model(name)
+                version = client.create_model_version(name, where, run_id=run_id, model_id=model.model_id)
+                where = f"models:/{name}/{version.version}"
+            return where
+        except Exception as err:  # noqa: BLE001 - the model stays in the run folder; the run goes on
+            log.warning("model not logged to MLflow: %s", first_line(err))
+            return None
 
     def describe(self) -> str:
         return (

@@ -305,10 +305,11 @@ def report(
     trainer = fit.trainer
     if trainer.is_global_zero:
         log_file = run_dir / "train.log"
-        tracker.log_files(
-            [log_file] if log_file.exists() else [],
-            model_dir if getattr(cfg.tracker, "log_model", False) else None,
-        )
+        tracker.log_files([log_file] if log_file.exists() else [])
+        if exported is not None:
+            logged = tracker.log_model(exported.model, trainer.global_step, exported.adapter)
+            if logged is not None:
+                paths[f"{cfg.tracker.kind} model"] = logged
         location = tracker.location()
         if location is not None:
             paths[f"{cfg.tracker.kind} run"] = location
