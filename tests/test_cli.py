@@ -109,10 +109,25 @@ def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, qu
         assert (sweep / job / "model" / "model.safetensors").exists()
         assert (sweep / job / "config.yaml").exists()
     client = _client(tmp_path / "outputs")
-    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    every = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    (parent,) = [r for r in every if r.info.run_name == f"sweep {sweep.name}"]  # one run for the sweep
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep_jobs"] == "2"
+    runs = [r for r in every if r is not parent]
+    assert sorted(r.info.run_name for r in runs) == ["lr=0.0003", "lr=0.001"]  # named by the swept values
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.0003", "0.001"]
     assert {r.data.tags["sweep"] for r in runs} == {sweep.name}
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
+    # The table at the end: each job's swept values, status and final val loss, the best one marked.
+    labels = {r.data.tags["sweep_job"]: r.info.run_name for r in runs}
+    last = {r.data.tags["sweep_job"]: client.get_metric_history(r.info.run_id, "val/loss") for r in runs}
+    final = {job: max(points, key=lambda m: m.step).value for job, points in last.items()}
+    best, width = min(final, key=final.get), max(len(label) for label in labels.values())
+    assert f"sweep {sweep.name}: 2 jobs (val loss, lower is better; * best)" in proc.stdout
+    for job, loss in final.items():
+        mark = "*" if job == best else " "
+        row = f" {mark}   {job}  {labels[job]:<{width}}  finished   {loss:>8.4f}  {sweep / job}"
+        assert row in proc.stdout, (row, proc.stdout[-2000:])
 
 
 def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> None:

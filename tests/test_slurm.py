@@ -189,10 +189,15 @@ def test_sweep_runs_as_a_slurm_array(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    runs = client.search_runs(client.get_experiment_by_name("default").experiment_id)
+    every = client.search_runs(client.get_experiment_by_name("default").experiment_id)
+    (parent,) = [r for r in every if r.info.run_name.startswith("sweep ")]
+    runs = [r for r in every if r is not parent]
     assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.001", "0.002"]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    assert len({r.data.tags.get("sweep.id") for r in runs}) == 1
+    assert all(r.info.status == "FINISHED" for r in every)
+    # The jobs ran on the nodes and still found the sweep's run (through sbatch's environment).
+    assert sorted(r.info.run_name for r in runs) == ["lr=0.001", "lr=0.002"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    assert len({r.data.tags.get("sweep") for r in runs}) == 1
     submitit = list((tmp_path / "outputs").rglob(".submitit"))
     assert submitit, "the jobs went through Hydra's submitit launcher"
 

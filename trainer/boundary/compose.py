@@ -19,6 +19,7 @@ from trainer.boundary.hooks import refuse_hooks
 from trainer.boundary.invocation import Invocation
 from trainer.boundary.overrides import check
 from trainer.boundary.redacted import redact_hydra_records
+from trainer.boundary.sweep import job_facts
 from trainer.boundary.validate import from_composed
 from trainer.config import ConfigError
 from trainer.errors import UserError
@@ -54,20 +55,27 @@ def compose(args: list[str], command: str) -> Invocation:
     hydra_args, set_keys = checked_args(line)
     overrides = [*parse(hydra_args).overrides, *line.searchpath]
     register_resolvers()
-    from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name=line.config_name, overrides=overrides, return_hydra_config=True)
-        # `${hydra:runtime.output_dir}` (run.dir) resolves against the run folder Hydra would make.
-        HydraConfig.instance().set_config(cfg)
-        run_dir = Path(os.path.abspath(str(OmegaConf.select(cfg, "hydra.run.dir"))))
-        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
-            cfg.hydra.runtime.output_dir = str(run_dir)
-        HydraConfig.instance().set_config(cfg)
-        validated = from_composed(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+        validated, cfg, run_dir = compose_one(line.config_name, overrides)
     return Invocation(validated, _choices(cfg.hydra.runtime.choices), tuple(set_keys), run_dir)
+
+
+def compose_one(config_name: str, overrides: list[str]) -> tuple[Any, DictConfig, Path]:
+    """Inside `initialize_config_dir`: compose one run's overrides and validate them, with `run.dir`
+    resolved against the run folder Hydra would make. Returns (TrainConfig, composed config, folder)."""
+    from hydra import compose as hydra_compose
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    run_dir = Path(os.path.abspath(str(OmegaConf.select(cfg, "hydra.run.dir"))))
+    with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    validated = from_composed(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    return validated, cfg, run_dir
 
 
 def from_hydra(cfg: DictConfig) -> Invocation:
@@ -78,8 +86,12 @@ def from_hydra(cfg: DictConfig) -> Invocation:
     hc = HydraConfig.get()
     launcher: dict[str, Any] = {}
     multirun = hc.mode == RunMode.MULTIRUN
-    if multirun:  # tags the job's tracker run with its sweep and index
-        launcher["run.sweep"] = {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num)}
+    if multirun:  # tags the job's tracker run with its sweep and index (and main's facts: sweep.py)
+        launcher["run.sweep"] = {
+            "id": Path(hc.sweep.dir).name,
+            "job": int(hc.job.num),
+            **job_facts(list(hc.overrides.task)),
+        }
     redact_hydra_records(Path(hc.runtime.output_dir), Path(hc.sweep.dir) if multirun else None)
     validated = from_composed(cfg, launcher)
     set_keys = [o.partition("=")[0].lstrip("+~") for o in hc.overrides.task]

@@ -14,6 +14,8 @@ class SweepInfo(StrictModel):
 
     id: str = Field(description="Name of the sweep folder under outputs/<experiment>/sweeps/.")
     job: int = Field(description="Index of this job within the sweep.")
+    label: str | None = Field(None, description="This job's swept values (lr=0.001,seed=2): its run name.")
+    parent: str | None = Field(None, description="The tracker run of the whole sweep (MLflow parent run).")
 
 
 class RunConfig(StrictModel):

@@ -5,6 +5,7 @@ lost silently."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from trainer.data.encoded import EncodeStats
 
@@ -110,7 +111,7 @@ class DataSummary:
         ]
 
     def metrics(self) -> dict[str, float]:
-        """The counts as step-0 tracker metrics: examples read, kept and dropped by reason, packing."""
+        """The counts as tracker params: examples read, kept and dropped by reason, packing."""
         out: dict[str, float] = {
             "data/train_examples": self.train_examples,
             "data/val_examples": self.val_examples,
@@ -130,3 +131,21 @@ class DataSummary:
             out["data/packing_efficiency"] = self.packing_efficiency
             out["data/packed_rows"] = self.packed_rows
         return out
+
+    def inputs(self, paths: dict[str, str]) -> list[dict[str, Any]]:
+        """Each dataset as a tracker input: its name, where it was read, the data key as digest (the
+        content of every file and the options that encode them), its context and counts.
+        `paths` is `DataConfig.paths()` (config key -> path)."""
+        rows = []
+        for group, context, by_name in (("datasets", "train", self.train), ("validation", "eval", self.val)):
+            for name, s in by_name.items():
+                rows.append(
+                    {
+                        "name": name if context == "train" else f"{name}/validation",  # one input each
+                        "source": paths.get(f"data.{group}.{name}.path", ""),
+                        "digest": (self.key or "")[:16],
+                        "context": context,
+                        "profile": {"num_rows": s.kept, "read": s.read, "tokens": s.tokens},
+                    }
+                )
+        return rows

@@ -35,6 +35,19 @@ class Tracker:
     def finish(self) -> None:
         """The run ended well: mark it so (failures and kills are marked as they happen)."""
 
+    def open_sweep(self, sweep_id: str, jobs: int) -> str | None:
+        """A run for a whole sweep, under which its jobs' runs are shown; its id, or None."""
+        return None
+
+    def close_sweep(self, run_id: str, failed: int) -> None:
+        """The sweep ended, `failed` of its jobs with an error."""
+
+    def log_datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """The data a run trained and validated on (name, source, digest, context, counts)."""
+
+    def log_tags(self, tags: dict[str, str]) -> None:
+        """Facts about the run that are not its config (host, command line, git commit, hardware)."""
+
     def restore_point(self, step: int, metrics: dict[str, float]) -> None:
         """A continued run: the training metrics of `step`, saved in the checkpoint resumed from, logged
         unless the run holds that step already."""
@@ -42,14 +55,16 @@ class Tracker:
     def fail(self, killed: bool = False) -> None:
         """The run ended with an error (FAILED), or was interrupted (KILLED)."""
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Metrics at an optimizer step (rank 0 only; a no-op elsewhere)."""
-
     def log_params(self, params: dict[str, Any]) -> None:
         """Params of a new tracker run."""
 
-    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
-        """Files, and a whole folder (e.g. the exported model), as artifacts of the run."""
+    def log_files(self, files: list[Path]) -> None:
+        """Files as artifacts of the run."""
+
+    def log_model(self, folder: Path, step: int, adapter: bool) -> str | None:
+        """The exported model (a Hugging Face folder, or a PEFT adapter) as the tracker's model of this
+        run when the tracker is asked to keep one; where it went, or None."""
+        return None
 
     def describe(self) -> str:
         """One line for the start summary: where metrics go and how to look at them."""

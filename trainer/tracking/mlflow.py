@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ from trainer.errors import UserError, first_line
 from trainer.tracking.base import Tracker
 
 RUN_ID_FILE = "mlflow_run_id"
+# Not the training config: detected facts of the machine (tags instead) and the inference settings.
+NOT_PARAMS = ("hardware.", "infer.")
 log = logging.getLogger("trainer")
 
 
@@ -73,6 +76,7 @@ class Mlflow(Tracker):
         self.cfg = cfg
         self.settings: MlflowTracker = cfg.tracker
         self._logger: Any = None
+        self._monitor: Any = None  # MLflow's system-metrics thread
         self._continued = False
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -103,13 +107,25 @@ class Mlflow(Tracker):
     def experiment(self) -> str:
         return self.settings.experiment or self.cfg.run.experiment
 
+    def _run_name(self) -> str:
+        """The run's name; a sweep job's is its swept values (`lr=0.001,seed=2`), else sweep-index."""
+        sweep = self.cfg.run.sweep
+        if sweep is None:
+            return self.cfg.run.name
+        return sweep.label or f"{sweep.id}-{sweep.job}"
+
     def _tags(self) -> dict[str, str]:
         run = self.cfg.run
         tags = {"experiment": run.experiment, "run_dir": str(Path(run.dir).resolve()), **run.tags}
+        tags["host"] = socket.gethostname()
+        if os.environ.get("SLURM_JOB_ID"):
+            tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
         if run.description:
             tags["mlflow.note.content"] = run.description
         if run.sweep is not None:
             tags.update({"sweep": run.sweep.id, "sweep_job": str(run.sweep.job)})
+            if run.sweep.parent:
+                tags["mlflow.parentRunId"] = run.sweep.parent  # shown nested under the sweep's run
         return redact_tree(tags)
 
     # --- training ----------------------------------------------------------------------------------
@@ -129,12 +145,11 @@ class Mlflow(Tracker):
             return
         same_run = resume is not None and Path(resume).resolve().is_relative_to(run_dir.resolve())
         previous = previous_run_id(run_dir) if same_run else None
-        run = self.cfg.run
         with _sqlite_lock(self.uri):  # the store's creation, the experiment's, the run's
             quick_http()
             self._logger = RunLogger(
                 experiment_name=self.experiment,
-                run_name=run.name if run.sweep is None else f"{run.sweep.id}-{run.sweep.job}",
+                run_name=self._run_name(),
                 tracking_uri=self._connect(),
                 tags=self._tags(),
                 artifact_location=self.artifact_root,
@@ -145,7 +160,11 @@ class Mlflow(Tracker):
             self._logger.experiment.update_run(previous, status="RUNNING")
             self._logger.replayed_through = _last_step(self._logger.experiment, previous)
         self._continued = previous is not None
-        params = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        flat = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
+        params = {k: v for k, v in flat.items() if not k.startswith(NOT_PARAMS)}
+        facts = {k: v for k, v in flat.items() if k.startswith("hardware.") and v != "None"}
+        self.log_tags(facts)
+        self._watch_system()
         if previous is not None:
             before = self._logger.experiment.get_run(previous).data.params
             for key, value in params.items():
@@ -167,7 +186,29 @@ class Mlflow(Tracker):
     def continued(self) -> bool:
         return self._continued
 
+    def _watch_system(self) -> None:
+        """MLflow's own system metrics (`system/cpu_utilization_percentage`, memory, disk, GPU), sampled
+        in a thread of this process and logged to this run until it ends."""
+        every = self.settings.system_metrics_every_s
+        if every is None:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(
+            self._logger.run_id,
+            sampling_interval=every,
+            resume_logging=self._continued,
+            tracking_uri=self._connect(),
+        )
+        self._monitor.start()
+
+    def _stop_watching(self) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
+
     def finish(self) -> None:
+        self._stop_watching()
         if self._logger is None:
             return
         self._logger.closing = True
@@ -179,33 +220,92 @@ class Mlflow(Tracker):
                 self._logger.unsent(),
             )
 
+    def log_datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """MLflow dataset inputs (the run page's Datasets): name, source, digest and counts as the
+        profile, tagged with the context (train/eval)."""
+        if self._logger is None or not datasets:
+            return
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = []
+        for d in datasets:
+            local = Path(d["source"]).exists()
+            dataset = Dataset(
+                name=d["name"],
+                digest=d["digest"] or "none",
+                source_type="local" if local else "hugging_face",
+                source=json.dumps({"uri": d["source"]} if local else {"path": d["source"]}),
+                profile=json.dumps(d["profile"]),
+            )
+            inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", d["context"])]))
+        self._logger.experiment.log_inputs(self._logger.run_id, datasets=inputs)
+
+    def log_tags(self, tags: dict[str, str]) -> None:
+        if self._logger is None or not tags:
+            return
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, redact(str(v))[:5000]) for k, v in tags.items()]
+        self._logger.experiment.log_batch(self._logger.run_id, tags=batch)
+
     def restore_point(self, step: int, metrics: dict[str, float]) -> None:
         if self._logger is not None and metrics and step > self._logger.replayed_through:
             self._logger.log_metrics(metrics, step, replay=True)
 
     def fail(self, killed: bool = False) -> None:
+        self._stop_watching()
         if self._logger is not None:
             self._logger.finalize("KILLED" if killed else "failed")
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        if self._logger is not None:  # None on ranks other than 0
-            self._logger.log_metrics(metrics, step=step, replay=True)
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self._logger is not None:
             self._logger.log_hyperparams({k: redact(str(v)) for k, v in params.items()})
 
-    def log_files(self, files: list[Path], folder: Path | None = None) -> None:
+    def log_files(self, files: list[Path]) -> None:
         if self._logger is None:
             return
         experiment, run_id = self._logger.experiment, self._logger.run_id
         try:
             for f in files:
                 experiment.log_artifact(run_id, str(f))
-            if folder is not None:
-                experiment.log_artifacts(run_id, str(folder), artifact_path=folder.name)
         except Exception as err:  # noqa: BLE001 - the files stay in the run folder; the run goes on
             log.warning("artifacts not uploaded to the tracking server: %s", first_line(err))
+
+    def log_model(self, folder: Path, step: int, adapter: bool) -> str | None:
+        """A logged model (MLflow 3) linked to this run as its output at `step`, its artifacts the
+        exported folder (`mlflow.artifacts.download_artifacts("models:/<id>")` gives it back, loadable
+        with transformers/PEFT); with `register_as`, a new version of that registered model."""
+        name = self.settings.register_as
+        if self._logger is None or not (self.settings.log_model or name):
+            return None
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.exceptions import MlflowException
+
+        client, run_id = self._logger.experiment, self._logger.run_id
+        try:
+            model = client.create_logged_model(
+                self._experiment_id(client),
+                name=self._run_name(),
+                source_run_id=run_id,
+                model_type="peft-adapter" if adapter else "transformers",
+            )
+            client.log_model_artifacts(model.model_id, str(folder))
+            client.finalize_logged_model(model.model_id, "READY")
+            client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+            where = f"models:/{model.model_id}"
+            if name:
+                try:
+                    client.get_registered_model(name)
+                except MlflowException:  # not registered yet
+                    client.create_registered_model(name)
+                version = client.create_model_version(name, where, run_id=run_id, model_id=model.model_id)
+                where = f"models:/{name}/{version.version}"
+            return where
+        except Exception as err:  # noqa: BLE001 - the model stays in the run folder; the run goes on
+            log.warning("model not logged to MLflow: %s", first_line(err))
+            return None
 
     def describe(self) -> str:
         return (
@@ -215,6 +315,32 @@ class Mlflow(Tracker):
 
     def location(self) -> str | None:
         return f"{self._logger.run_id} in {self.shown_uri}"
+
+    # --- a sweep's own run -------------------------------------------------------------------------
+
+    def open_sweep(self, sweep_id: str, jobs: int) -> str | None:
+        from mlflow.tracking import MlflowClient
+
+        from trainer.tracking.mlflow_logger import quick_http
+
+        quick_http()
+        with _sqlite_lock(self.uri):
+            client = MlflowClient(tracking_uri=self._connect())
+            tags = {"sweep": sweep_id, "sweep_jobs": str(jobs), "experiment": self.cfg.run.experiment}
+            return client.create_run(
+                self._experiment_id(client), run_name=f"sweep {sweep_id}", tags=tags
+            ).info.run_id
+
+    def _experiment_id(self, client: Any) -> str:
+        found = client.get_experiment_by_name(self.experiment)
+        return found.experiment_id if found else client.create_experiment(self.experiment, self.artifact_root)
+
+    def close_sweep(self, run_id: str, failed: int) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self._connect())
+        client.set_tag(run_id, "sweep_failed_jobs", str(failed))
+        client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
     # --- trainer evaluate --------------------------------------------------------------------------
 
@@ -236,14 +362,8 @@ class Mlflow(Tracker):
             if run_id:
                 _log(client, run_id, metrics, _last_step(client, run_id))
             else:
-                found = client.get_experiment_by_name(self.experiment)
-                exp_id = (
-                    found.experiment_id
-                    if found
-                    else client.create_experiment(self.experiment, self.artifact_root)
-                )
                 name = f"evaluate-{self.cfg.run.name}"
-                run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+                run_id = client.create_run(self._experiment_id(client), run_name=name, tags=tags).info.run_id
                 _log(client, run_id, metrics, 0)
                 client.set_terminated(run_id)
         except MlflowException as err:

@@ -77,3 +77,14 @@ def write(run_dir: Path) -> Path:
     path = run_dir / "provenance.json"
     path.write_text(json.dumps(redact_tree(collect(run_dir)), indent=2) + "\n")
     return path
+
+
+def tags(run_dir: Path) -> dict[str, str]:
+    """What a tracker shows beside a run's params: the command that made it and the code it ran
+    (`mlflow.source.git.commit` is the tag MLflow's UI shows as the run's source version)."""
+    found = collect(run_dir)
+    tags = {"command": found["command"]}
+    if found["git_commit"]:
+        tags["mlflow.source.git.commit"] = found["git_commit"]
+        tags["git_dirty"] = str(found["git_dirty"]).lower()
+    return redact_tree(tags)

@@ -200,12 +200,14 @@ def start_tracking(
     tracker = tracker_for(cfg)
     tracker.start(run_dir, resume)
     tracker.log_files(files)
+    tracker.log_tags(provenance.tags(run_dir))
     log_every = every_n(cfg.trainer.log_every, inputs.steps.total)
     if tracker.continued and saved is not None and saved.step and log_every and saved.step % log_every == 0:
         point = {k: v for k, v in saved.metrics.items() if k.startswith("train/")}
         tracker.restore_point(saved.step - 1, point)  # Lightning logs step N's loss at N - 1
-    if resume is None:  # once per tracker run (rank 0 only: the logger guards it)
-        tracker.log_metrics(inputs.summary.metrics(), step=0)
+    if resume is None:  # once per tracker run: counts are params, not one-point metric charts
+        tracker.log_params(inputs.summary.metrics())
+        tracker.log_datasets(inputs.summary.inputs(cfg.data.paths()))
     if not tracker.continued:  # params are immutable: a continued run has them
         tracker.log_params({"params/total": inputs.params.total, "params/trainable": inputs.params.trainable})
     return tracker
@@ -302,12 +304,12 @@ def report(
         paths.update(exported.describe())
     trainer = fit.trainer
     if trainer.is_global_zero:
-        tracker.log_metrics({f"final/{k}": v for k, v in outcome.metrics.items()}, step=trainer.global_step)
         log_file = run_dir / "train.log"
-        tracker.log_files(
-            [log_file] if log_file.exists() else [],
-            model_dir if getattr(cfg.tracker, "log_model", False) else None,
-        )
+        tracker.log_files([log_file] if log_file.exists() else [])
+        if exported is not None:
+            logged = tracker.log_model(exported.model, trainer.global_step, exported.adapter)
+            if logged is not None:
+                paths[f"{cfg.tracker.kind} model"] = logged
         location = tracker.location()
         if location is not None:
             paths[f"{cfg.tracker.kind} run"] = location
