@@ -45,13 +45,15 @@ def test_a_changed_config_is_refused_and_the_run_is_intact(tmp_path: Path, quick
     assert "[trainer] run default/long is already complete (step 12 of 12); model:" in again.stdout
     assert "step 1/" not in again.stdout + again.stderr and _digest(last) == before
 
-    changed = run_cli([*args, "model.architecture.hidden_size=64", "optimizer.lr=1e-3"], cwd=tmp_path)
+    fresh_cache = tmp_path / "fresh-cache"  # data prepared by the refused command would be cached here
+    changes = ["model.architecture.hidden_size=64", "optimizer.lr=1e-3", f"data.cache_dir={fresh_cache}"]
+    changed = run_cli([*args, *changes], cwd=tmp_path)
     assert changed.returncode == 2, changed.stderr[-3000:]
     assert "run.resume: this config differs from the one checkpoint" in changed.stderr
     diff = "    model.architecture.hidden_size: 128 -> 64\n    optimizer.lr: 0.002 -> 0.001\n"
     assert diff in changed.stderr
     assert "run.resume_changed=allow" in changed.stderr and "Traceback" not in changed.stderr
-    assert "tokenizing" not in changed.stderr and "encoding" not in changed.stdout  # before data prep
+    assert not fresh_cache.exists()  # refused before any data was prepared
     lora = run_cli([*args, "peft=lora"], cwd=tmp_path)
     assert lora.returncode == 2 and 'peft.method: "none" -> "lora"' in lora.stderr, lora.stderr[-3000:]
     assert _digest(last) == before and (run / "config.yaml").read_text() == config
