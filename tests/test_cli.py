@@ -128,6 +128,9 @@ def test_sweep_runs_each_job_in_its_own_folder_and_mlflow_run(tmp_path: Path, qu
         mark = "*" if job == best else " "
         row = f" {mark}   {job}  {labels[job]:<{width}}  finished   {loss:>8.4f}  {sweep / job}"
         assert row in proc.stdout, (row, proc.stdout[-2000:])
+        record = json.loads((sweep / job / "result.json").read_text())
+        assert record["params"] == {"optimizer.lr": labels[job].removeprefix("lr=")}
+        assert record["metrics"]["val/loss"] == pytest.approx(loss)
 
 
 def test_tracker_none_and_local_alpaca_file(tmp_path: Path, quick_overrides) -> None:

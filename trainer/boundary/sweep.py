@@ -57,12 +57,18 @@ def swept_keys(every: list[list[str]]) -> list[str]:
     return [k for k, values in keys.items() if len(values) > 1]
 
 
+def swept_values(task_overrides: list[str]) -> dict[str, str]:
+    """This job's value of each swept key (as overridden: `{"optimizer.lr": "0.001"}`)."""
+    swept = [k for k in os.environ.get(SWEPT_ENV, "").split(",") if k]
+    pairs = [o.partition("=") for o in task_overrides]
+    return {k.lstrip("+"): v for k, _, v in pairs if k.lstrip("+") in swept}
+
+
 def job_facts(task_overrides: list[str]) -> dict[str, str]:
     """Inside a job: its label (the swept values, last key segment: `lr=0.001,seed=2`) and the
     sweep's tracker run, from what `main` put in the environment."""
-    swept = [k for k in os.environ.get(SWEPT_ENV, "").split(",") if k]
-    pairs = [o.partition("=") for o in task_overrides]
-    label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in pairs if k in swept)
+    values = swept_values(task_overrides)
+    label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
     facts = {"label": label} if label else {}
     if os.environ.get(PARENT_ENV):
         facts["parent"] = os.environ[PARENT_ENV]

@@ -28,15 +28,15 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
-from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep, job_facts
+from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep, job_facts, swept_values
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
 from trainer.disk import require_run_folder
 from trainer.errors import first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
+from trainer.sweeps.results import table, write_result
 from trainer.tracking.reachable import check_server
-from trainer.training.sweep_results import table, write_result
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
 
@@ -88,10 +88,10 @@ def _task(composed: DictConfig) -> float | None:
         from trainer.training.train import train  # heavy imports only once the config is good
 
         setup(cfg.on_gpu)
-        val_loss = train(cfg).val_loss
+        result = train(cfg)
         if cfg.run.sweep is not None:
-            write_result(inv.run_dir, cfg.run.sweep.label, "finished", val_loss)
-        return val_loss
+            write_result(inv.run_dir, cfg.run.sweep.label, "finished", result.metrics, _swept_values())
+        return result.val_loss
     except USER_ERRORS as err:
         from trainer.training.run_lock import RunFolderBusy  # standard library only
 
@@ -123,6 +123,12 @@ def _in_sweep() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _swept_values() -> dict[str, str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return swept_values(list(HydraConfig.get().overrides.task))
+
+
 def _job_failed(text: str) -> None:
     """A sweep job that failed is recorded and the sweep goes on (one bad point must not cost the rest)."""
     from hydra.core.hydra_config import HydraConfig
@@ -130,7 +136,7 @@ def _job_failed(text: str) -> None:
     job = HydraConfig.get().job
     what = f"job {job.num} ({', '.join(job.override_dirname.split(',')) or 'no overrides'})"
     label = job_facts(list(HydraConfig.get().overrides.task)).get("label")
-    write_result(_run_folder(), label, "failed", None, text.splitlines()[0])
+    write_result(_run_folder(), label, "failed", None, _swept_values(), text.splitlines()[0])
     print(f"trainer: {what} failed:\n{text}", file=sys.stderr)
     _FAILED.append(f"{what}: {text.splitlines()[0]}")
     return None

@@ -1,9 +1,10 @@
 """What each job of a sweep ended with, and the table of all of them printed when the sweep ends.
 
-Each job writes `<job folder>/result.json` (its swept values, status, objective); the table is read
-back from the sweep folder, so it is the same whether Hydra ran the jobs in this process or submitit
-ran them on Slurm nodes. The objective is the final validation loss (what the task returns); the best
-job is marked.
+Each job writes `<job folder>/result.json`: its label (the swept values, `lr=0.001`), `params` (each
+swept key's value, as overridden), status (finished, failed, pruned), `val_loss` and every final metric
+(`metrics`), and the error of a failed job. The table is read back from the sweep folder, so it is the
+same whether Hydra ran the jobs in this process or submitit ran them on Slurm nodes. The objective is the
+final validation loss unless an Optuna search names another metric; the best job is marked.
 """
 
 from __future__ import annotations
@@ -16,11 +17,24 @@ RESULT = "result.json"
 
 
 def write_result(
-    run_dir: Path, label: str | None, status: str, val_loss: float | None, error: str = ""
+    run_dir: Path,
+    label: str | None,
+    status: str,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, str] | None = None,
+    error: str = "",
 ) -> None:
     if not run_dir.is_dir():  # a job that failed before training left no folder
         return
-    record = {"label": label or "", "status": status, "val_loss": val_loss, "error": error}
+    finite = {k: v for k, v in (metrics or {}).items() if math.isfinite(v)}
+    record = {
+        "label": label or "",
+        "params": params or {},
+        "status": status,
+        "val_loss": finite.get("val/loss"),
+        "metrics": finite,
+        "error": error,
+    }
     (run_dir / RESULT).write_text(json.dumps(record))
 
 
