@@ -16,12 +16,12 @@ test:
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check trainer tests benchmarks scripts
-	$(BIN)/ruff format --check trainer tests benchmarks scripts
+	$(BIN)/ruff check trainer hydra_plugins tests benchmarks scripts
+	$(BIN)/ruff format --check trainer hydra_plugins tests benchmarks scripts
 
 format:
-	$(BIN)/ruff format trainer tests benchmarks scripts
-	$(BIN)/ruff check --fix trainer tests benchmarks scripts
+	$(BIN)/ruff format trainer hydra_plugins tests benchmarks scripts
+	$(BIN)/ruff check --fix trainer hydra_plugins tests benchmarks scripts
 
 run:
 	$(BIN)/python -m trainer

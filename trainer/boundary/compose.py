@@ -78,6 +78,13 @@ def compose_one(config_name: str, overrides: list[str]) -> tuple[Any, DictConfig
     return validated, cfg, run_dir
 
 
+def _job_number(hc: Any) -> int:
+    """The job folder's number (a search names folders itself: a trial it asks again after an
+    interruption reruns in its old folder), else Hydra's job index."""
+    name = Path(hc.runtime.output_dir).name
+    return int(name) if name.isdigit() else int(hc.job.num)
+
+
 def from_hydra(cfg: DictConfig) -> Invocation:
     """Inside the training app: Hydra has composed, made the run folder and set up logging."""
     from hydra.core.hydra_config import HydraConfig
@@ -89,7 +96,7 @@ def from_hydra(cfg: DictConfig) -> Invocation:
     if multirun:  # tags the job's tracker run with its sweep and index (and main's facts: sweep.py)
         launcher["run.sweep"] = {
             "id": Path(hc.sweep.dir).name,
-            "job": int(hc.job.num),
+            "job": _job_number(hc),
             **job_facts(list(hc.overrides.task)),
         }
     redact_hydra_records(Path(hc.runtime.output_dir), Path(hc.sweep.dir) if multirun else None)

@@ -64,11 +64,20 @@ def swept_values(task_overrides: list[str]) -> dict[str, str]:
     return {k.lstrip("+"): v for k, _, v in pairs if k.lstrip("+") in swept}
 
 
+def _short(value: str) -> str:
+    """A search's sampled floats (0.0012345678901234) read as 0.001235 in labels; values as typed stay."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and "." in value else value
+
+
 def job_facts(task_overrides: list[str]) -> dict[str, str]:
     """Inside a job: its label (the swept values, last key segment: `lr=0.001,seed=2`) and the
     sweep's tracker run, from what `main` put in the environment."""
     values = swept_values(task_overrides)
-    label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
+    label = ",".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items())
     facts = {"label": label} if label else {}
     if os.environ.get(PARENT_ENV):
         facts["parent"] = os.environ[PARENT_ENV]

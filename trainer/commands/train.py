@@ -28,11 +28,12 @@ from trainer.boundary import (
 )
 from trainer.boundary.failure import disk_error, is_fresh, log_failure, remove_if_untrained
 from trainer.boundary.report import message
+from trainer.boundary.search import check_search
 from trainer.boundary.sweep import PARENT_ENV, SWEPT_ENV, Sweep, check_sweep, job_facts, swept_values
 from trainer.config import TrainConfig
 from trainer.config.redact import redact_logs
 from trainer.disk import require_run_folder
-from trainer.errors import first_line
+from trainer.errors import UserError, first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
 from trainer.sweeps.results import table, write_result
@@ -154,7 +155,11 @@ def main(args: list[str]) -> None:
     try:
         hydra_args, _ = checked_args(line)
         if line.multirun and line.valid and not (line.informational or line.completion):
-            sweep = check_sweep(hydra_args, line)
+            sweep = check_search(hydra_args, line) or check_sweep(hydra_args, line)
+        elif any(a.startswith("hparams_search=") for a in line.overrides):
+            raise UserError(
+                "hparams_search: a search runs its trials as a sweep", hint="add -m to the command line"
+            )
             if sweep is not None:  # made and probed before its tracker run goes under it
                 require_run_folder(Path(sweep.folder), sweep.first.run.output_root, "sweep folder")
                 if sweep.first.tracker.kind == "mlflow":

@@ -66,3 +66,19 @@ def table(sweep_dir: Path) -> str:
             f"{sweep_dir / job}"
         )
     return "\n".join(lines)
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """A job's result.json, or None when the job wrote none (it died, or has not ended)."""
+    try:
+        record = json.loads((run_dir / RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "status" in record else None
+
+
+def set_status(run_dir: Path, status: str) -> None:
+    """Rewrite a job's status (a search marks a trial it pruned)."""
+    record = read_result(run_dir)
+    if record is not None:
+        (run_dir / RESULT).write_text(json.dumps({**record, "status": status}))

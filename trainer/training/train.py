@@ -46,6 +46,7 @@ from trainer.training.export import Exported, export_run_model, exported_at
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
+from trainer.training.pruning import pruning_callbacks
 from trainer.training.run_lock import lock_run_folder, release_run_folder
 from trainer.training.run_record import RunRecord, Saved, check_data, check_resume
 from trainer.training.signals import signal_handling
@@ -233,6 +234,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         *parallel.callbacks(),
         *on_signal,
         RunRecord(cfg, inputs.summary.key),
+        *pruning_callbacks(cfg),
     ]
     bar = loop.progress_bar and sys.stdout.isatty()  # elsewhere the plain lines of progress.py
     if bar:
