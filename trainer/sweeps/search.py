@@ -40,7 +40,12 @@ def run_search(config: DictConfig, launcher: Any, arguments: list[str]) -> list[
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     study = _open_study(search, sweep_dir)
-    facts = {"storage": _storage(search, sweep_dir), "study": study.study_name, "metric": search.metric}
+    facts = {
+        "storage": _storage(search, sweep_dir),
+        "study": study.study_name,
+        "metric": search.metric,
+        "pruner": search.pruner.model_dump(),  # a study loaded in the job gets Optuna's default pruner
+    }
     (sweep_dir / SEARCH_FILE).write_text(json.dumps({**facts, "direction": search.direction}, indent=1))
     os.environ[SEARCH_ENV] = json.dumps(facts)  # the jobs' pruning callback finds the study by it
     _settle_interrupted(study, sweep_dir, search.metric)
@@ -82,18 +87,10 @@ def _sampler(search: SearchConfig, done: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.sampler.startup_trials)
 
 
-def _pruner(search: SearchConfig) -> Any:
-    import optuna
-
-    if search.pruner.kind == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=search.pruner.startup_trials, n_warmup_steps=search.pruner.warmup_steps
-    )
-
-
 def _open_study(search: SearchConfig, sweep_dir: Path) -> Any:
     import optuna
+
+    from trainer.training.pruning import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its per-trial INFO lines repeat our table
     study = optuna.create_study(
@@ -101,7 +98,7 @@ def _open_study(search: SearchConfig, sweep_dir: Path) -> Any:
         study_name=search.study or sweep_dir.name,
         direction=search.direction,
         sampler=_sampler(search, 0),
-        pruner=_pruner(search),
+        pruner=make_pruner(search.pruner),
         load_if_exists=True,
     )
     if study.direction.name.lower() != search.direction:

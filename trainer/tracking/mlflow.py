@@ -327,9 +327,16 @@ class Mlflow(Tracker):
         with _sqlite_lock(self.uri):
             client = MlflowClient(tracking_uri=self._connect())
             tags = {"sweep": sweep_id, "sweep_jobs": str(jobs), "experiment": self.cfg.run.experiment}
-            return client.create_run(
-                self._experiment_id(client), run_name=f"sweep {sweep_id}", tags=tags
-            ).info.run_id
+            experiment, name = self._experiment_id(client), f"sweep {sweep_id}"
+            # A sweep started again in its folder (a search continued after an interruption) goes on in
+            # the run it had, so its trials stay under one parent.
+            found = client.search_runs(
+                [experiment], f"attributes.run_name = '{name}' and tags.sweep = '{sweep_id}'", max_results=1
+            )
+            if found:
+                client.update_run(found[0].info.run_id, status="RUNNING")
+                return found[0].info.run_id
+            return client.create_run(experiment, run_name=name, tags=tags).info.run_id
 
     def _experiment_id(self, client: Any) -> str:
         found = client.get_experiment_by_name(self.experiment)

@@ -18,7 +18,19 @@ from typing import Any
 import lightning as L
 
 from trainer.config import TrainConfig
-from trainer.config.hparams_search import JOB_ATTR, PRUNED_ATTR, SEARCH_ENV
+from trainer.config.hparams_search import JOB_ATTR, PRUNED_ATTR, SEARCH_ENV, PrunerConfig
+
+
+def make_pruner(settings: PrunerConfig) -> Any:
+    """The study's pruner. Optuna keeps no pruner in the storage: the sweeping process and every trial's
+    job build the same one from `hydra.sweeper.pruner`."""
+    import optuna
+
+    if settings.kind == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_steps
+    )
 
 
 class TrialPruning(L.Callback):
@@ -32,7 +44,11 @@ class TrialPruning(L.Callback):
             return
         import optuna
 
-        study = optuna.load_study(study_name=self.facts["study"], storage=self.facts["storage"])
+        study = optuna.load_study(
+            study_name=self.facts["study"],
+            storage=self.facts["storage"],
+            pruner=make_pruner(PrunerConfig.model_validate(self.facts["pruner"])),
+        )
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         mine = [t for t in running if t.user_attrs.get(JOB_ATTR) == self.job]
         if mine:  # Optuna's Trial needs the storage id, which only FrozenTrial's private field holds
