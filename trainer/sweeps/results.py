@@ -99,12 +99,14 @@ class Row:
 
 def jobs(sweep_dir: Path) -> list[tuple[str, dict]]:
     """(job number, its result.json) for each numbered folder, in job order; `no result` where the job
-    wrote none (still running, or killed before it ended)."""
+    wrote none (still running, or killed before it ended) or one that cannot be read."""
     rows = []
     for folder in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-        path = folder / RESULT
-        record = json.loads(path.read_text()) if path.is_file() else {"status": "no result"}
-        rows.append((folder.name, record))
+        try:
+            record = json.loads((folder / RESULT).read_text())
+        except (OSError, ValueError):
+            record = {"status": "no result"}
+        rows.append((folder.name, record if isinstance(record, dict) else {"status": "no result"}))
     return rows
 
 
