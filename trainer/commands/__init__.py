@@ -38,6 +38,7 @@ COMMANDS = {
             "status", "trainer.commands.status", "a submitted run's Slurm state, elapsed time, last step"
         ),
         Command("cancel", "trainer.commands.cancel", "cancel a submitted run's Slurm job"),
+        Command("report", "trainer.commands.report", "a sweep's table, charts and one HTML page (report/)"),
         Command(
             "schema", "trainer.commands.schema", "the config schema: JSON Schema or the Markdown reference"
         ),

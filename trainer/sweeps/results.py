@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.errors import UserError
+
 RESULT = "result.json"
+SEARCH = "search.json"  # written by an Optuna search: the metric it optimises and in which direction
+DIRECTIONS = ("minimize", "maximize")
 
 
 def write_result(
@@ -38,33 +43,111 @@ def write_result(
     (run_dir / RESULT).write_text(json.dumps(record))
 
 
-def _rows(sweep_dir: Path) -> list[tuple[str, dict]]:
+@dataclass(frozen=True)
+class Objective:
+    """What the sweep optimises: the final validation loss, or the metric an Optuna search named."""
+
+    metric: str = "val/loss"
+    direction: str = "minimize"
+    searched: bool = False  # named by search.json (else the default)
+
+    @property
+    def header(self) -> str:
+        """`val loss, lower is better` (the default, as it always read) or `<metric>, higher is better`."""
+        name = self.metric if self.searched else "val loss"
+        return f"{name}, {'lower' if self.direction == 'minimize' else 'higher'} is better"
+
+    def value(self, record: dict) -> float | None:
+        """The job's final value of the metric, or None (not logged, not finite)."""
+        metrics = record.get("metrics") or {}
+        value = metrics.get(self.metric, record.get("val_loss") if self.metric == "val/loss" else None)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def objective(sweep_dir: Path) -> Objective:
+    """The objective from `<sweep>/search.json` when an Optuna search wrote one, else val/loss minimised."""
+    path = sweep_dir / SEARCH
+    if not path.is_file():
+        return Objective()
+    try:
+        search = json.loads(path.read_text())
+        metric, direction = search["metric"], search["direction"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path}: not a search description ({type(err).__name__}: {err})") from None
+    if direction not in DIRECTIONS or not isinstance(metric, str) or not metric:
+        expected = f"a metric name and a direction in {DIRECTIONS}"
+        raise UserError(f"{path}: metric {metric!r}, direction {direction!r}: expected {expected}")
+    return Objective(metric, direction, searched=True)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One job of the table: the text table and the report's HTML table are both made of these."""
+
+    job: str
+    label: str
+    status: str
+    value: float | None
+    best: bool
+    folder: Path
+    record: dict
+
+    @property
+    def shown(self) -> str:
+        return "n/a" if self.value is None else f"{self.value:.4f}"
+
+
+def jobs(sweep_dir: Path) -> list[tuple[str, dict]]:
+    """(job number, its result.json) for each numbered folder, in job order; `no result` where the job
+    wrote none (still running, or killed before it ended) or one that cannot be read."""
     rows = []
     for folder in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-        path = folder / RESULT
-        record = json.loads(path.read_text()) if path.is_file() else {"status": "no result"}
-        rows.append((folder.name, record))
+        try:
+            record = json.loads((folder / RESULT).read_text())
+        except (OSError, ValueError):
+            record = {"status": "no result"}
+        rows.append((folder.name, record if isinstance(record, dict) else {"status": "no result"}))
     return rows
 
 
-def table(sweep_dir: Path) -> str:
-    """Job, swept values, status, val loss, folder; `*` marks the lowest val loss."""
-    rows = _rows(sweep_dir) if sweep_dir.is_dir() else []
-    if not rows:
-        return ""
-    losses = [r.get("val_loss") for _, r in rows]
-    finite = [v for v in losses if isinstance(v, float) and math.isfinite(v)]
-    best = min(finite) if finite else None
-    width = max(len(r.get("label", "")) for _, r in rows) or 1
-    lines = [f"sweep {sweep_dir.name}: {len(rows)} jobs (val loss, lower is better; * best)"]
-    for job, record in rows:
-        loss = record.get("val_loss")
-        shown = f"{loss:.4f}" if isinstance(loss, float) and math.isfinite(loss) else "n/a"
-        mark = "*" if best is not None and loss == best else " "
-        lines.append(
-            f" {mark} {job:>3}  {record.get('label', ''):<{width}}  {record['status']:<9}  {shown:>8}  "
-            f"{sweep_dir / job}"
+def is_sweep(folder: Path) -> bool:
+    """A sweep folder holds numbered job folders, at least one with a result.json."""
+    return folder.is_dir() and any(p.name.isdigit() and (p / RESULT).is_file() for p in folder.iterdir())
+
+
+def rows(sweep_dir: Path, goal: Objective) -> list[Row]:
+    """Every job with its objective value; the best finished job is marked. Only finished jobs compete:
+    a pruned or failed job's value is from the step it stopped at, not a final one."""
+    found = jobs(sweep_dir) if sweep_dir.is_dir() else []
+    values = {job: goal.value(record) for job, record in found}
+    finished = [v for (job, r) in found if r.get("status") == "finished" and (v := values[job]) is not None]
+    best = (min if goal.direction == "minimize" else max)(finished) if finished else None
+    return [
+        Row(
+            job,
+            record.get("label", ""),
+            record.get("status", "?"),
+            values[job],
+            best is not None and values[job] == best and record.get("status") == "finished",
+            sweep_dir / job,
+            record,
         )
+        for job, record in found
+    ]
+
+
+def table(sweep_dir: Path) -> str:
+    """Job, swept values, status, objective, folder; `*` marks the best job. The objective is val loss
+    (lower is better) unless the sweep's search.json names another metric and direction."""
+    goal = objective(sweep_dir) if sweep_dir.is_dir() else Objective()
+    found = rows(sweep_dir, goal)
+    if not found:
+        return ""
+    width = max(len(r.label) for r in found) or 1
+    lines = [f"sweep {sweep_dir.name}: {len(found)} jobs ({goal.header}; * best)"]
+    for r in found:
+        mark = "*" if r.best else " "
+        lines.append(f" {mark} {r.job:>3}  {r.label:<{width}}  {r.status:<9}  {r.shown:>8}  {r.folder}")
     return "\n".join(lines)
 
 
