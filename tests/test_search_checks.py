@@ -46,7 +46,9 @@ def test_bad_search_settings_and_space_are_listed_at_once(tmp_path: Path) -> Non
     assert "  hydra.sweeper.metric=train/loss: the objective must be a validation metric" in stderr
     assert "  hydra.sweeper.direction=up: Input should be 'minimize' or 'maximize'" in stderr
     assert "  hydra.sweeper.trials=0: Input should be greater than 0" in stderr
-    stderr = _refused(tmp_path, "peft=lora", "optimizer.lr=tag(log,interval(0,0.1))", "peft.r=tag(lg,choice(8,16))")
+    stderr = _refused(
+        tmp_path, "peft=lora", "optimizer.lr=tag(log,interval(0,0.1))", "peft.r=tag(lg,choice(8,16))"
+    )
     assert (
         "  optimizer.lr=tag(log,interval(0,0.1)): a log scale needs a low end above 0 (it is 0.0); write"
         in stderr

@@ -178,12 +178,23 @@ def main(args: list[str]) -> None:
     finally:  # the sweep's run is closed even when the sweep itself stopped (exit, Ctrl-C)
         if parent is not None:
             parent[0].close_sweep(parent[1], failed=len(_FAILED) if ended else max(1, len(_FAILED)))
-    if sweep is not None and table(Path(sweep.folder)):
-        print(table(Path(sweep.folder)))
+    if sweep is not None:
+        _print_table(Path(sweep.folder))
     if _FAILED:
         print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
         print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
         sys.exit(1)
+
+
+def _print_table(folder: Path) -> None:
+    try:
+        text = table(folder)
+    except USER_ERRORS as err:  # a search.json edited by hand: the sweep ran; say why there is no table
+        print(f"trainer: no table of the sweep: {first_line(err)}", file=sys.stderr)
+        return
+    if text:
+        print(text)
+        print(f"charts and an HTML page of the sweep: trainer report {folder}")
 
 
 def _open_sweep(sweep: Sweep, hydra_args: list[str]) -> tuple[Any, str] | None:
