@@ -85,3 +85,21 @@ def test_search_prunes_survives_a_kill_and_continues_from_its_study(tmp_path: Pa
     assert sorted(r.data.tags["sweep_job"] for r in children) == ["0", "1", "2"]  # job 2 continued its run
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     assert parent.info.status == "FINISHED" and {r.info.status for r in children} == {"FINISHED"}
+
+
+def test_parallel_trials_run_side_by_side_as_local_processes(tmp_path: Path) -> None:
+    args = [
+        "-m", "launcher=processes", "hparams_search=tiny", f"run.output_root={tmp_path / 'outputs'}",
+        "hydra.sweeper.trials=2", "hydra.sweeper.parallel=2", "trainer.max_steps=6", "trainer.val_every=3",
+        "trainer.checkpoint_every=disable", "trainer.progress_bar=false",
+        "data.datasets.tiny_tasks.count=600", "tracker=none", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]  # fmt: skip
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}")
+    first, second = study.get_trials()
+    assert first.state.name == second.state.name == "COMPLETE"
+    assert list(first.intermediate_values) == [3, 6] == list(second.intermediate_values)  # reported live
+    # Asked together and run together: each started before the other one ended.
+    assert first.datetime_start < second.datetime_complete and second.datetime_start < first.datetime_complete
+    assert len(list((tmp_path / "sweep" / ".submitit").iterdir())) == 3  # one local submission of two jobs

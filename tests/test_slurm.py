@@ -202,6 +202,27 @@ def test_sweep_runs_as_a_slurm_array(tmp_path: Path) -> None:
     assert submitit, "the jobs went through Hydra's submitit launcher"
 
 
+def test_search_trials_run_as_one_array_per_round(tmp_path: Path) -> None:
+    """hparams_search with launcher=slurm: `parallel` trials per Slurm array, reporting to the study in the
+    sweep folder from the nodes (the study's storage reaches them through sbatch's environment)."""
+    import optuna
+
+    args = [
+        "-m", "launcher=slurm", "hparams_search=tiny", f"run.output_root={tmp_path / 'outputs'}",
+        *SMALL, *JOB,
+        "trainer.max_steps=6", "trainer.val_every=3", "hydra.sweeper.trials=3", "hydra.sweeper.parallel=2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]  # fmt: skip
+    proc = run_cli(args, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}")
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert all(list(t.intermediate_values) == [3, 6] for t in trials)  # reported from the nodes
+    sbatch = list((tmp_path / "sweep" / ".submitit").glob(".submission_file_*.sh"))
+    assert len(sbatch) == 2  # rounds of 2 and 1 trials: two submissions
+
+
 def test_bad_settings_fail_before_submission(tmp_path: Path) -> None:
     root = f"run.output_root={tmp_path / 'outputs'}"
     before = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout

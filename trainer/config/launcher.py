@@ -54,6 +54,15 @@ class LocalLauncher(StrictModel):
     kind: Literal["local"] = Field("local", description="Run here, in this process (and its children).")
 
 
+class ProcessesLauncher(StrictModel):
+    """Sweep jobs as processes on this machine, launched together by Hydra's submitit launcher in local
+    mode (a search's `hydra.sweeper.parallel` at a time, a grid's jobs all at once); a single run
+    trains in this process as with launcher=local."""
+
+    kind: Literal["processes"] = Field("processes", description="Sweep jobs as parallel local processes.")
+    timeout_min: PositiveInt = Field(24 * 60, description="A job still running after this long is killed.")
+
+
 class SlurmLauncher(StrictModel):
     kind: Literal["slurm"] = Field("slurm", description="Submit to Slurm: sbatch, one srun task per device.")
     partition: str | None = Field(None, description="--partition; null = the cluster's default.")
@@ -105,4 +114,4 @@ class SlurmLauncher(StrictModel):
         return time_limit_seconds(self.time)
 
 
-LauncherConfig = Annotated[LocalLauncher | SlurmLauncher, Field(discriminator="kind")]
+LauncherConfig = Annotated[LocalLauncher | ProcessesLauncher | SlurmLauncher, Field(discriminator="kind")]
