@@ -55,3 +55,20 @@ def test_a_job_failing_at_run_time_is_recorded_and_the_sweep_goes_on(tmp_path: P
     width = len(f"path={broken}")
     assert f"     0  {f'path={broken}':<{width}}  failed          n/a  {folder / '0'}" in sweep.stdout
     assert f"     1  {f'path={good}':<{width}}  finished        n/a  {folder / '1'}" in sweep.stdout
+
+
+@pytest.mark.slow
+def test_jobs_failing_in_other_processes_fail_the_sweep(tmp_path: Path, quick_overrides) -> None:
+    """launcher=processes (and Slurm): the failure is in the job's result.json, read by the sweep."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instruction": "no output field"}]')
+    good = Path(asset_path("data/tiny_tasks/train.json"))
+    args = [
+        "-m", "launcher=processes", *quick_overrides, "trainer.max_steps=2", "trainer.val_every=disable",
+        "tracker=none", f"data.datasets.tiny_tasks.path={broken},{good}",
+    ]  # fmt: skip
+    sweep = run_cli(args, cwd=tmp_path)
+    assert sweep.returncode == 1, sweep.stderr[-3000:]
+    (folder,) = (tmp_path / "outputs" / "default" / "sweeps").iterdir()
+    assert "trainer: 1 job(s) of the sweep failed:\n  job 0: " in sweep.stderr, sweep.stderr[-3000:]
+    assert f"     1  {f'path={good}':<{len(f'path={broken}')}}  finished" in sweep.stdout

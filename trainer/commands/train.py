@@ -36,7 +36,7 @@ from trainer.disk import require_run_folder
 from trainer.errors import UserError, first_line
 from trainer.hub import preflight
 from trainer.models import sources as model_sources
-from trainer.sweeps.results import table, write_result
+from trainer.sweeps.results import failed_jobs, table, write_result
 from trainer.tracking.reachable import check_server
 
 HELP = "trainer [GROUP=OPTION ...] [KEY=VALUE ...] [-m]: train a model (trainer --help lists groups and keys)"
@@ -171,18 +171,20 @@ def main(args: list[str]) -> None:
     _ARGS[:] = args
     parent = _open_sweep(sweep, hydra_args) if sweep is not None else None
     sys.argv = [sys.argv[0], *hydra_args]
-    ended = False
+    ended, failed = False, list(_FAILED)
     try:
         _app()
         ended = True
     finally:  # the sweep's run is closed even when the sweep itself stopped (exit, Ctrl-C)
+        # Jobs run here are in _FAILED with their error; jobs run elsewhere left it in result.json.
+        failed = list(_FAILED) or (failed_jobs(Path(sweep.folder)) if sweep is not None else [])
         if parent is not None:
-            parent[0].close_sweep(parent[1], failed=len(_FAILED) if ended else max(1, len(_FAILED)))
+            parent[0].close_sweep(parent[1], failed=len(failed) if ended else max(1, len(failed)))
     if sweep is not None:
         _print_table(Path(sweep.folder))
-    if _FAILED:
-        print(f"trainer: {len(_FAILED)} job(s) of the sweep failed:", file=sys.stderr)
-        print("\n".join(f"  {line}" for line in _FAILED), file=sys.stderr)
+    if failed:
+        print(f"trainer: {len(failed)} job(s) of the sweep failed:", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in failed), file=sys.stderr)
         sys.exit(1)
 
 

@@ -165,3 +165,15 @@ def set_status(run_dir: Path, status: str) -> None:
     record = read_result(run_dir)
     if record is not None:
         (run_dir / RESULT).write_text(json.dumps({**record, "status": status}))
+
+
+def failed_jobs(sweep_dir: Path) -> list[str]:
+    """`job N: error` for each job whose result.json says it failed: how the sweeping process learns of
+    jobs that ran elsewhere (Slurm nodes, local processes)."""
+    if not sweep_dir.is_dir():
+        return []
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    records = [(job, read_result(job)) for job in jobs]
+    return [
+        f"job {job.name}: {r.get('error') or 'failed'}" for job, r in records if r and r["status"] == "failed"
+    ]
