@@ -6,7 +6,7 @@
     layer 3  trainer.data, trainer.models
     layer 4  trainer.parallel, trainer.tracking
     layer 5  trainer.training, trainer.inference
-    layer 6  trainer.commands
+    layer 6  trainer.commands, trainer.sweeps
     layer 7  trainer.cli, trainer.__main__
 
 Imports inside functions count as much as those at the top: a lazy import is still a dependency.
@@ -42,6 +42,7 @@ LAYERS = {
     "training": 5,
     "inference": 5,
     "commands": 6,
+    "sweeps": 6,  # a sweep's search, results and report: above the runs its jobs are
     "cli": 7,
     "__main__": 7,
 }

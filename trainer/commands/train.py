@@ -156,14 +156,14 @@ def main(args: list[str]) -> None:
         hydra_args, _ = checked_args(line)
         if line.multirun and line.valid and not (line.informational or line.completion):
             sweep = check_search(hydra_args, line) or check_sweep(hydra_args, line)
-        elif any(a.startswith("hparams_search=") for a in line.overrides):
-            raise UserError(
-                "hparams_search: a search runs its trials as a sweep", hint="add -m to the command line"
-            )
             if sweep is not None:  # made and probed before its tracker run goes under it
                 require_run_folder(Path(sweep.folder), sweep.first.run.output_root, "sweep folder")
                 if sweep.first.tracker.kind == "mlflow":
                     check_server(sweep.first.tracker.uri)
+        elif any(a.startswith("hparams_search=") for a in line.overrides):
+            raise UserError(
+                "hparams_search: a search runs its trials as a sweep", hint="add -m to the command line"
+            )
     except USER_ERRORS as err:
         report_and_exit(err)
     register_resolvers()
