@@ -250,10 +250,6 @@ class Mlflow(Tracker):
         batch = [RunTag(k, redact(str(v))[:5000]) for k, v in tags.items()]
         self._logger.experiment.log_batch(self._logger.run_id, tags=batch)
 
-    def restore_point(self, step: int, metrics: dict[str, float]) -> None:
-        if self._logger is not None and metrics and step > self._logger.replayed_through:
-            self._logger.log_metrics(metrics, step, replay=True)
-
     def fail(self, killed: bool = False) -> None:
         self._stop_watching()
         if self._logger is not None:

@@ -48,10 +48,8 @@ class RunLogger(MLFlowLogger):
         self._down_since: float | None = None
         self._unsure = False  # the oldest pending point may be on the server already
 
-    def log_metrics(
-        self, metrics: dict[str, float], step: int | None = None, *, replay: bool = False
-    ) -> None:
-        if step is not None and step <= self.replayed_through and not replay:
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if step is not None and step <= self.replayed_through:
             return
         self.pending.append((dict(metrics), step))
         if len(self.pending) > MAX_PENDING:
