@@ -1,6 +1,6 @@
 """Every metric at the optimizer step it belongs to (1 for the first step): the loss, learning rate, grad
 norm and throughput of step N and the validation right after it all at step N, read back from a real
-`mlflow server`.
+`mlflow server` and from the run folder's metrics.jsonl, which holds the same points.
 
 Before: train/* went to the tracker at N - 1 (Lightning's count of batches that stepped before), and
 with accumulation 2 over an epoch end (37 micro batches an epoch: a partial window) the validation after
@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import load_config
 from trainer.models.optim import lr_factor
+from trainer.training.metrics_file import read_history
 from trainer.training.train import TrainResult, train
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,8 @@ def test_train_validation_and_throughput_share_the_optimizer_step(
             "val/loss": [0, 10, 20],
             "val/exact_match": [0, 10, 20],
         }
+        # metrics.jsonl holds exactly what the tracker holds, value for value.
+        assert read_history(result.run_dir) == history
         # The end summary reports the last step's values.
         assert result.metrics["train/loss"] == dict(history["train/loss"])[20]
         assert result.val_loss == dict(history["val/loss"])[20]

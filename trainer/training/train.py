@@ -43,6 +43,7 @@ from trainer.training.checkpoints import (
     sweep_partials,
 )
 from trainer.training.export import Exported, export_run_model, exported_at
+from trainer.training.metrics_file import MetricsFile
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
@@ -202,8 +203,8 @@ def start_tracking(
 
 
 def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker) -> Fit:
-    """The Lightning trainer with our callbacks; periods become Lightning's step intervals through
-    `every_n`, the same arithmetic `fires` uses."""
+    """The Lightning trainer with our callbacks and loggers (the tracker's, metrics.jsonl); periods
+    become Lightning's step intervals through `every_n`, the same arithmetic `fires` uses."""
     loop, par, last = cfg.trainer, cfg.parallelism, inputs.steps.total
     parallel = for_config(cfg)
     throughput = TrainMetrics(every_n(loop.log_every, last) or last + 1)  # first: before checkpoints
@@ -244,7 +245,7 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the datamodule shards by rank itself (trainer/data/sampler.py)
         log_every_n_steps=every_n(loop.log_every, last) or last + 1,  # unused: TrainMetrics sends
-        logger=tracker.logger if tracker.logger is not None else False,
+        logger=[x for x in (tracker.logger, MetricsFile(run_dir)) if x is not None],
         callbacks=callbacks,
         enable_checkpointing=bool(checkpoints),  # else Lightning adds a checkpoint of its own
         default_root_dir=run_dir,
