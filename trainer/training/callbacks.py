@@ -72,6 +72,13 @@ class StepProgressBar(RichProgressBar):
         total = trainer.max_steps if trainer.max_steps > 0 else "?"
         return f"epoch {current_epoch} step {trainer.global_step}/{total}"
 
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Without Lightning's `v_num`, its loggers' versions joined (the end of the MLflow run id, `_0`
+        of metrics.jsonl): it names nothing a user looks for; the start panel shows the run id."""
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
