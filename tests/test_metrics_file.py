@@ -35,6 +35,16 @@ def test_the_last_value_of_a_step_wins_and_a_torn_line_is_passed_over(tmp_path: 
     assert read_history(tmp_path / "elsewhere") == {}
 
 
+def test_a_write_that_fails_is_one_warning_not_an_error(tmp_path: Path, caplog) -> None:
+    (tmp_path / FILE).mkdir()  # a real OSError on open, as a full or read-only disk gives one on write
+    logger = MetricsFile(tmp_path)
+    for step in (1, 2):
+        logger.log_metrics({"train/loss": 1.0}, step=step)
+    logger.finalize("success")
+    assert caplog.text.count(f"cannot write {tmp_path / FILE}") == 1
+    assert read_history(tmp_path) == {}
+
+
 @pytest.mark.slow
 def test_a_resumed_run_appends_and_its_history_has_each_step_once(tmp_path: Path) -> None:
     """6 steps with a checkpoint at 4 only, then resumed to 8: steps 5 and 6 are trained and logged twice."""
