@@ -1,5 +1,5 @@
 """kill -9 at chosen moments, then the same command: the run ends with the weights of a run never
-killed, bitwise, the same loss curve in the same MLflow run, and no step stored twice.
+killed, bitwise, the same loss curve in the same MLflow run and in metrics.jsonl, and no step stored twice.
 
 The kill points (tests/kill_at.py): after a step between checkpoints (steps are replayed), inside a
 checkpoint save (half a file written), inside a validation, and inside the export (the weights written,
@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 from tests.conftest import ROOT, cli_env
+from trainer.training.metrics_file import read_history
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,9 @@ def test_killed_anywhere_the_rerun_ends_as_a_run_never_killed(tmp_path: Path) ->
         assert weights.keys() == reference.keys(), mode
         assert all(torch.equal(weights[k], reference[k]) for k in reference), f"weights differ after {mode}"
         assert (run / "mlflow_run_id").read_text().strip() == run_ids[mode], mode  # the same MLflow run
+        history = read_history(run)  # the run folder's own metrics.jsonl: what was logged before the kill too
         for key in ("train/loss", "val/loss"):  # once per step, the same values
             assert _curve(client, run_ids[mode], key) == _curve(client, straight_id, key), (mode, key)
+            assert history[key] == _curve(client, straight_id, key), (mode, key)
         assert client.get_run(run_ids[mode]).info.status == "FINISHED", mode
         assert not list(run.glob("checkpoints/*.partial*")), mode  # a killed save's leftovers are swept

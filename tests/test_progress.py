@@ -42,3 +42,4 @@ def test_the_bar_label_follows_the_step_in_a_terminal(tmp_path: Path) -> None:
     labels = {int(n) for n in re.findall(r"epoch 0 step (\d+)/30", out)}
     assert 30 in labels and len(labels) >= 10, sorted(labels)  # was "step 0/30" for the whole run
     assert not re.search(r"^step \d+/30 ", out, re.M)  # the plain lines stay out of a terminal
+    assert "loss" in out and "v_num" not in out  # the metrics shown, without Lightning's logger version

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import math
 import os
 import subprocess
@@ -456,3 +457,7 @@ def test_fsdp2_cli_on_two_cpu_processes(tmp_path: Path, quick_overrides: list[st
     assert val[4] < val[0]
     norms = client.get_metric_history(mrun.info.run_id, "train/grad_norm")
     assert norms and all(math.isfinite(m.value) and m.value > 0 for m in norms)
+    # metrics.jsonl is written by rank 0 alone: each point once, at the steps MLflow holds.
+    points = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in points if "train/loss" in p] == [2, 4]
+    assert [p["step"] for p in points if "val/loss" in p] == sorted(val) == [0, 4]

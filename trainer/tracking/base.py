@@ -48,10 +48,6 @@ class Tracker:
     def log_tags(self, tags: dict[str, str]) -> None:
         """Facts about the run that are not its config (host, command line, git commit, hardware)."""
 
-    def restore_point(self, step: int, metrics: dict[str, float]) -> None:
-        """A continued run: the training metrics of `step`, saved in the checkpoint resumed from, logged
-        unless the run holds that step already."""
-
     def fail(self, killed: bool = False) -> None:
         """The run ended with an error (FAILED), or was interrupted (KILLED)."""
 

@@ -158,7 +158,7 @@ class Mlflow(Tracker):
             _ = self._logger.run_id
         if previous is not None:  # it was KILLED, FAILED or left RUNNING: it runs again
             self._logger.experiment.update_run(previous, status="RUNNING")
-            self._logger.replayed_through = _last_step(self._logger.experiment, previous)
+            self._logger.stored_through = _stored_steps(self._logger.experiment, previous)
         self._continued = previous is not None
         flat = {k: redact(str(v)) for k, v in flatten(self.cfg.model_dump(mode="json")).items()}
         params = {k: v for k, v in flat.items() if not k.startswith(NOT_PARAMS)}
@@ -249,10 +249,6 @@ class Mlflow(Tracker):
 
         batch = [RunTag(k, redact(str(v))[:5000]) for k, v in tags.items()]
         self._logger.experiment.log_batch(self._logger.run_id, tags=batch)
-
-    def restore_point(self, step: int, metrics: dict[str, float]) -> None:
-        if self._logger is not None and metrics and step > self._logger.replayed_through:
-            self._logger.log_metrics(metrics, step, replay=True)
 
     def fail(self, killed: bool = False) -> None:
         self._stop_watching()
@@ -385,8 +381,14 @@ def _log(client: Any, run_id: str, metrics: dict[str, float], step: int) -> None
         client.log_metric(run_id, key, value, step=step)
 
 
+def _stored_steps(client: Any, run_id: str) -> dict[str, int]:
+    """The last step of each metric the run holds, but MLflow's system metrics (sampled by their own
+    thread, not sent by the training loop): a resumed fit's replayed points up to it are not logged again."""
+    keys = [key for key in client.get_run(run_id).data.metrics if not key.startswith("system/")]
+    return {key: max(m.step for m in client.get_metric_history(run_id, key)) for key in keys}
+
+
 def _last_step(client: Any, run_id: str) -> int:
-    """The run's last logged training step: an evaluation lines up with its curves there, and a resumed
-    fit's replayed steps up to it are not logged again."""
+    """The run's last logged training step: an evaluation lines up with its curves there."""
     steps = [m.step for key in ("val/loss", "train/loss") for m in client.get_metric_history(run_id, key)]
     return max(steps, default=0)

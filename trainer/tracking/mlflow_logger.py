@@ -5,7 +5,8 @@ three things a run needs from it that it does not do.
   runs FINISHED before they trained, so killed and crashed runs showed as finished. Success is said
   once, at the end (`closing`); failures and kills pass through.
 - Replayed steps are stored once: after a kill between checkpoints a resumed fit trains steps the
-  continued MLflow run already holds, with the same values (resume is exact).
+  continued MLflow run already holds, with the same values (resume is exact). Per metric: a kill after
+  step N's training metrics were sent and before its validation leaves val/loss short of N.
 - A tracking server that goes away never stops training: a failed send keeps the points in memory
   (at most `MAX_PENDING`, the oldest dropped and counted beyond that) and tries again after
   `RETRY_S` (the oldest first, unless the server holds it already: a send can be written before its
@@ -41,17 +42,17 @@ class RunLogger(MLFlowLogger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closing = False
-        self.replayed_through = -1  # a continued run: the loop's points up to this step are stored
+        self.stored_through: dict[str, int] = {}  # a continued run: each metric's last stored step
         self.pending: list[tuple[dict[str, float], int | None]] = []
         self.dropped = 0
         self._retry_at = 0.0
         self._down_since: float | None = None
         self._unsure = False  # the oldest pending point may be on the server already
 
-    def log_metrics(
-        self, metrics: dict[str, float], step: int | None = None, *, replay: bool = False
-    ) -> None:
-        if step is not None and step <= self.replayed_through and not replay:
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if step is not None:
+            metrics = {k: v for k, v in metrics.items() if step > self.stored_through.get(k, -1)}
+        if not metrics:
             return
         self.pending.append((dict(metrics), step))
         if len(self.pending) > MAX_PENDING:

@@ -105,6 +105,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(partial, target)
+        except OSError as err:
+            if err.filename is None:  # a flush or the close (a full disk) names no file: this one
+                raise OSError(err.errno, err.strerror, str(target)) from None
+            raise
         finally:
             partial.unlink(missing_ok=True)
         folder = os.open(target.parent, os.O_RDONLY)

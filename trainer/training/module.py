@@ -3,6 +3,13 @@
 The model is created in `configure_model`, not `__init__`, so that sharding strategies can wrap it as
 it is built. What differs between strategies is asked of the `Parallel` object (trainer/parallel/);
 this module names none of them.
+
+Metrics are logged here for Lightning's callback metrics and progress bar only (`logger=False`); they
+reach the loggers (tracker, metrics.jsonl) at the optimizer step they belong to, sent by our own code:
+the training metrics and throughput of step N by `TrainMetrics` (callbacks.py) at step N, the
+validation after step N from `on_validation_epoch_end` at N (the one before any step at 0). Lightning's
+logger connector sends step N's `self.log` values at N - 1 (the count of batches that stepped before
+it), and after a resume from a checkpoint written at a validation step one step early.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class CausalLMModule(L.LightningModule):
         self.model: Any = None
         self.val_loss = MeanMetric()
         self.val_exact_match = MeanMetric()
+        self._window: list[torch.Tensor] = []  # the losses of the micro batches of the step being accumulated
         # A PEFT checkpoint holds only the trainable tensors (on_save_checkpoint): on resume the frozen base
         # comes from a fresh build, and the checkpoint is loaded over it without demanding the base's keys.
         self.strict_loading = cfg.peft.method == "none"
@@ -87,9 +95,19 @@ class CausalLMModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         total, count = token_loss(self(batch), batch["labels"])
         loss = total / count.clamp(min=1)
-        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].size(0))
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True)
+        self._window.append(loss.detach())
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The training metrics of the optimizer step about to be taken: `train/loss` is the mean loss of
+        the micro batches accumulated for it (the batch's own loss without accumulation), `train/lr` the
+        learning rate this update uses (the scheduler moves it after the step). Here rather than in
+        training_step, which runs once per micro batch: this runs once per optimizer step, after the
+        window's last backward."""
+        if self._window:
+            self.log("train/loss", torch.stack(self._window).mean(), prog_bar=True, logger=False)
+            self._window.clear()
+        self.log("train/lr", float(optimizer.param_groups[0]["lr"]), logger=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
@@ -98,8 +116,7 @@ class CausalLMModule(L.LightningModule):
         self.val_exact_match.update(exact_matches(logits, batch["labels"]))
 
     def on_validation_epoch_end(self) -> None:
-        """Logged here, against the optimizer step just taken: Lightning's own val logging uses the
-        step before it (5 for a validation after step 6), which misaligns curves in the tracker."""
+        """Sent to the loggers here, at the optimizer step just taken (0 before any)."""
         # compute() reduces over data-parallel ranks, so every rank logs the same global value.
         metrics = {"val/loss": self.val_loss.compute(), "val/exact_match": self.val_exact_match.compute()}
         self.val_loss.reset()
@@ -122,7 +139,7 @@ class CausalLMModule(L.LightningModule):
             self.trainer, optimizer, gradient_clip_val or None, self.cfg.trainer.gradient_clip_norm
         )
         if norm is not None:
-            self.log("train/grad_norm", norm, on_step=True)
+            self.log("train/grad_norm", norm, logger=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.cfg.optimizer, on_gpu=self.cfg.on_gpu)

@@ -26,7 +26,7 @@ class ProgressLog(L.Callback):
     def __init__(self, every: int, total: int, throughput: Any) -> None:
         self.every = every
         self.total = total
-        self.throughput = throughput  # the TokenThroughput callback: tokens/s over the run so far
+        self.throughput = throughput  # the TrainMetrics callback: tokens/s over the run so far
         self._start = 0.0
         self._first_step = 0
         self._last_step = -1

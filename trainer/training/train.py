@@ -34,7 +34,7 @@ from trainer.parallel import Parallel, for_config
 from trainer.tracking import Tracker
 from trainer.tracking import for_config as tracker_for
 from trainer.training import provenance
-from trainer.training.callbacks import StepProgressBar, TokenThroughput
+from trainer.training.callbacks import StepProgressBar, TrainMetrics
 from trainer.training.checkpoints import (
     AtomicCheckpointIO,
     checkpoint_callbacks,
@@ -43,6 +43,7 @@ from trainer.training.checkpoints import (
     sweep_partials,
 )
 from trainer.training.export import Exported, export_run_model, exported_at
+from trainer.training.metrics_file import MetricsFile
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
@@ -50,6 +51,7 @@ from trainer.training.pruning import pruning_callbacks
 from trainer.training.run_lock import lock_run_folder, release_run_folder
 from trainer.training.run_record import RunRecord, Saved, check_data, check_resume
 from trainer.training.signals import signal_handling
+from trainer.training.step_validation import validate_after_steps
 from trainer.training.summary import print_end, print_start
 from trainer.training.threads import thread_callbacks
 
@@ -83,7 +85,7 @@ class Fit:
     trainer: L.Trainer
     module: CausalLMModule
     parallel: Parallel
-    throughput: TokenThroughput
+    throughput: TrainMetrics  # also counts the tokens of the run
     threads: list[L.Callback]  # the thread governor, when trainer.threads=auto chose one
 
 
@@ -104,7 +106,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         files = write_run_files(cfg, run_dir)
         inputs = prepare_inputs(cfg)
         check_data(cfg, saved, inputs.summary.key)
-        tracker = start_tracking(cfg, run_dir, resume, saved, inputs, files)
+        tracker = start_tracking(cfg, run_dir, resume, inputs, files)
         fit = build_fit(cfg, run_dir, inputs, tracker)
         if fit.trainer.is_global_zero:
             print_start(cfg, inputs.params, inputs.summary, inputs.steps, tracker.describe())
@@ -186,26 +188,13 @@ def prepare_inputs(cfg: TrainConfig) -> Inputs:
 
 
 def start_tracking(
-    cfg: TrainConfig,
-    run_dir: Path,
-    resume: str | None,
-    saved: Saved | None,
-    inputs: Inputs,
-    files: list[Path],
+    cfg: TrainConfig, run_dir: Path, resume: str | None, inputs: Inputs, files: list[Path]
 ) -> Tracker:
-    """A new tracker run, or the one this run folder had when the fit resumes from its own checkpoint.
-
-    A checkpoint is written at the end of its step, before the loop logs that step's metrics: after a
-    kill just then, the resumed fit starts past that step, and its point would be missing from the
-    curve. The checkpoint holds the step's metrics (RunRecord), so a continued run logs them."""
+    """A new tracker run, or the one this run folder had when the fit resumes from its own checkpoint."""
     tracker = tracker_for(cfg)
     tracker.start(run_dir, resume)
     tracker.log_files(files)
     tracker.log_tags(provenance.tags(run_dir))
-    log_every = every_n(cfg.trainer.log_every, inputs.steps.total)
-    if tracker.continued and saved is not None and saved.step and log_every and saved.step % log_every == 0:
-        point = {k: v for k, v in saved.metrics.items() if k.startswith("train/")}
-        tracker.restore_point(saved.step - 1, point)  # Lightning logs step N's loss at N - 1
     if resume is None:  # once per tracker run: counts are params, not one-point metric charts
         tracker.log_params(inputs.summary.metrics())
         tracker.log_datasets(inputs.summary.inputs(cfg.data.paths()))
@@ -215,11 +204,11 @@ def start_tracking(
 
 
 def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker) -> Fit:
-    """The Lightning trainer with our callbacks; periods become Lightning's step intervals through
-    `every_n`, the same arithmetic `fires` uses."""
+    """The Lightning trainer with our callbacks and loggers (the tracker's, metrics.jsonl); periods
+    become Lightning's step intervals through `every_n`, the same arithmetic `fires` uses."""
     loop, par, last = cfg.trainer, cfg.parallelism, inputs.steps.total
     parallel = for_config(cfg)
-    throughput = TokenThroughput(every_n(loop.log_every, last) or last + 1)
+    throughput = TrainMetrics(every_n(loop.log_every, last) or last + 1)  # first: before checkpoints
     checkpoints = checkpoint_callbacks(cfg, run_dir, last)
     threads = thread_callbacks(cfg)
     on_signal, plugins = signal_handling(cfg, run_dir)
@@ -252,13 +241,13 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         max_epochs=loop.max_epochs,
         accumulate_grad_batches=cfg.grad_accum,
         gradient_clip_val=loop.gradient_clip,
-        val_check_interval=val_every * cfg.grad_accum if validating else None,
+        val_check_interval=val_every * cfg.grad_accum if validating else None,  # when: step_validation.py
         check_val_every_n_epoch=None if validating else 1,
         limit_val_batches=None if validating else 0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the datamodule shards by rank itself (trainer/data/sampler.py)
-        log_every_n_steps=every_n(loop.log_every, last) or last + 1,
-        logger=tracker.logger if tracker.logger is not None else False,
+        log_every_n_steps=every_n(loop.log_every, last) or last + 1,  # unused: TrainMetrics sends
+        logger=[x for x in (tracker.logger, MetricsFile(run_dir)) if x is not None],
         callbacks=callbacks,
         enable_checkpointing=bool(checkpoints),  # else Lightning adds a checkpoint of its own
         default_root_dir=run_dir,
@@ -268,6 +257,8 @@ def build_fit(cfg: TrainConfig, run_dir: Path, inputs: Inputs, tracker: Tracker)
         benchmark=loop.cudnn_benchmark,
         inference_mode=False,  # no_grad instead: metric states survive validate() before fit()
     )
+    if validating:
+        validate_after_steps(trainer, loop.val_every, last)
     module = CausalLMModule(cfg, inputs.model_config, last, parallel)
     return Fit(trainer, module, parallel, throughput, threads)
 
