@@ -78,6 +78,13 @@ def test_search_prunes_survives_a_kill_and_continues_from_its_study(tmp_path: Pa
     assert "sweep sweep: 3 jobs (val/loss, lower is better; * best)" in proc.stdout, proc.stdout[-2000:]
     assert f" *   {best}  lr=0.003," in proc.stdout
 
+    report = run_cli(["report", str(sweep)], cwd=tmp_path)  # from the jobs' metrics.jsonl and the study
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "no loss curve" not in report.stdout
+    for chart in ("loss_curves", "objective_vs_optimizer.lr", "optimization_history", "intermediate_values"):
+        assert f"wrote {sweep / 'report' / chart}.png" in report.stdout, report.stdout
+    assert (sweep / "report" / "report.html").stat().st_size > 10_000
+
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("search_tiny").experiment_id])
     (parent,) = [r for r in runs if r.info.run_name == "sweep sweep"]  # reopened, not a second one

@@ -8,8 +8,6 @@ reports the same. The page embeds its charts (base64), so it can be mailed or op
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,29 +52,9 @@ def sweep_folder(arg: str) -> Path:
     raise UserError(f"{arg} is not a sweep folder (no numbered job folder with a result.json)", hint=hint)
 
 
-def _read_history(run_dir: Path) -> History:
-    """TEMPORARY: replaced by trainer.training.metrics_file.read_history once it lands (the import in
-    `_history` then picks it). The same format: one JSON object per line, `{"step": N, "train/loss": ...}`;
-    a step logged again after a resume takes the last value; a line cut short by a kill is skipped."""
-    latest: dict[str, dict[int, float]] = {}
-    for line in (run_dir / METRICS_FILE).read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-            continue
-        for name, value in row.items():
-            if name != "step" and isinstance(value, int | float) and math.isfinite(value):
-                latest.setdefault(name, {})[row["step"]] = float(value)
-    return {name: sorted(points.items()) for name, points in latest.items()}
-
-
 def _history(run_dir: Path) -> History:
-    try:
-        from trainer.training.metrics_file import read_history
-    except ImportError:  # not landed yet
-        read_history = _read_history
+    from trainer.training.metrics_file import read_history  # loads lightning: only when drawing
+
     return read_history(run_dir)
 
 
