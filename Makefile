@@ -13,7 +13,7 @@ install:
 	$(BIN)/pip install --quiet -e ".[dev]" "$(TORCH_PIN)"
 
 test:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 lint:
 	$(BIN)/ruff check trainer hydra_plugins tests benchmarks scripts
