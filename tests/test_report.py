@@ -12,8 +12,9 @@ import pytest
 from tests.conftest import run_cli
 from trainer.commands import report as command
 from trainer.sweeps.charts import param_axis
-from trainer.sweeps.report import _history, write_report
+from trainer.sweeps.report import write_report
 from trainer.sweeps.results import table
+from trainer.training.metrics_history import read_history
 
 LRS = ["0.001", "0.0003", "0.0001", "0.003", "1e-05"]
 SCHEDULERS = ["cosine", "linear", "cosine", "constant", "linear"]
@@ -87,7 +88,7 @@ def test_history_takes_the_last_value_of_a_repeated_step(tmp_path: Path) -> None
     _metrics(tmp_path, rows)
     with (tmp_path / "metrics.jsonl").open("a") as f:
         f.write('{"step": 3, "train/lo')
-    history = _history(tmp_path)
+    history = read_history(tmp_path)
     assert history["train/loss"] == [(1, 3.0), (2, 2.5)]
     assert history["val/loss"] == [(1, 2.9)]
 

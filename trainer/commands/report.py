@@ -4,7 +4,7 @@ and report.html, one page with all of them that opens offline.
 
     trainer report outputs/default/sweeps/20261129-101500
 
-Read from the folder alone (no MLflow, no training imports): it works on a sweep still running, one copied
+Read from the folder alone (no MLflow, no torch or Lightning): it works on a sweep still running, one copied
 off a cluster, or one run with tracker=none.
 """
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from trainer.errors import UserError
 from trainer.sweeps import charts
-from trainer.sweeps.charts import History, Point
+from trainer.sweeps.charts import Point
 from trainer.sweeps.results import Objective, Row, is_sweep, objective, rows, table
+from trainer.training.metrics_history import FILE, read_history
 
 REPORT_DIR = "report"
-METRICS_FILE = "metrics.jsonl"
 WHERE_SWEEPS_LIVE = (
     "a sweep (`trainer -m KEY=A,B`) writes one numbered folder per job (0/, 1/, ...), each with the "
     "result.json its job ended with, under outputs/<experiment>/sweeps/<timestamp>/"
@@ -52,12 +52,6 @@ def sweep_folder(arg: str) -> Path:
     raise UserError(f"{arg} is not a sweep folder (no numbered job folder with a result.json)", hint=hint)
 
 
-def _history(run_dir: Path) -> History:
-    from trainer.training.metrics_file import read_history  # loads lightning: only when drawing
-
-    return read_history(run_dir)
-
-
 def _safe(key: str) -> str:
     """A swept key as a file name (`optimizer.lr` stays, `+peft/r` -> `_peft_r`)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", key)
@@ -66,15 +60,13 @@ def _safe(key: str) -> str:
 def _loss_curves(found: list[Row], title: str, out: Path, report: Report) -> None:
     curves, missing = [], []
     for row in found:
-        history = _history(row.folder) if (row.folder / METRICS_FILE).is_file() else {}
+        history = read_history(row.folder)  # {} without a metrics.jsonl
         if history.get("train/loss") or history.get("val/loss"):
             curves.append((row.label or f"job {row.job}", history))
         else:
             missing.append(f"{row.job} ({row.label})" if row.label else row.job)
     if missing:
-        report.notes.append(
-            f"no loss curve (no {METRICS_FILE} or no loss in it) for job(s) {', '.join(missing)}"
-        )
+        report.notes.append(f"no loss curve (no {FILE} or no loss in it) for job(s) {', '.join(missing)}")
     if curves:
         charts.loss_curves(curves, title, out / "loss_curves.png")
         report.written.append(out / "loss_curves.png")

@@ -25,7 +25,10 @@ from typing import IO, Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-FILE = "metrics.jsonl"
+from trainer.training.metrics_history import FILE, read_history
+
+__all__ = ["FILE", "MetricsFile", "read_history"]
+
 log = logging.getLogger("trainer")
 
 
@@ -90,25 +93,3 @@ def _ends_mid_line(path: Path) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, 2)
         return f.read(1) != b"\n"
-
-
-def read_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Each metric's points `(step, value)` in `run_dir/metrics.jsonl`, sorted by step, one per step:
-    the last value logged for a step wins (a resumed run logs the steps it replays again). Lines that
-    do not parse (the torn end of a killed write) and points without a step are skipped; no file, {}."""
-    path = Path(run_dir) / FILE
-    if not path.is_file():
-        return {}
-    points: dict[str, dict[int, float]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            point = json.loads(line)
-        except ValueError:
-            continue
-        step = point.pop("step", None) if isinstance(point, dict) else None
-        if not isinstance(step, int):
-            continue
-        for key, value in point.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                points.setdefault(key, {})[step] = float(value)
-    return {key: sorted(by_step.items()) for key, by_step in points.items()}
