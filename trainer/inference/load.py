@@ -27,7 +27,8 @@ def load_tokenizer(src: Source) -> Any:
 
 
 def load_model(src: Source, tokenizer: Any) -> Any:
-    """The model in eval mode on `device()`: built from the config, a full model, or base + adapter.
+    """The model in eval mode on `device()`: built from the config, a full model, or base + adapter (a
+    base embedded in the adapter folder is loaded from there, so a moved run folder loads).
 
     A run's own folder loads with the run's dtype and attention kernel, so scores match training; a bare
     folder keeps the dtype it was saved in.
@@ -45,10 +46,10 @@ def load_model(src: Source, tokenizer: Any) -> Any:
         }
         try:
             if src.is_adapter:
-                from peft import AutoPeftModelForCausalLM
+                from trainer.models.adapter_folder import load_adapter
 
                 check_adapter_base(src)
-                model = AutoPeftModelForCausalLM.from_pretrained(src.model_dir, **kwargs)
+                model = load_adapter(src.model_dir, **kwargs)
             else:
                 from transformers import AutoModelForCausalLM
 

@@ -99,10 +99,15 @@ def require_adapter(src: Source) -> Path:
 
 
 def check_adapter_base(src: Source) -> None:
-    """An adapter is only half a model: its base must be named and, when it is a path, exist."""
+    """An adapter is only half a model: its base must be in its folder, or be named and, when it is a
+    path, exist."""
     import json
 
+    from trainer.models.adapter_folder import embeds_base
+
     assert src.model_dir is not None
+    if embeds_base(src.model_dir):
+        return
     config = json.loads((src.model_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = config.get("base_model_name_or_path")
     if not base:
@@ -110,7 +115,7 @@ def check_adapter_base(src: Source) -> None:
             f"infer.source={src.cfg.infer.source}: the adapter names no base model "
             "(base_model_name_or_path is null), so there are no base weights to load it on",
             hint="set base_model_name_or_path in its adapter_config.json to the base model's folder or "
-            "hub id (runs on a from-scratch model save theirs in <run>/model/base)",
+            "hub id (runs on a from-scratch model save theirs in <run>/model, beside the adapter)",
         )
     if looks_local(base) and not Path(base).expanduser().exists():
         raise UserError(

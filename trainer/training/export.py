@@ -1,13 +1,20 @@
-"""Write the trained model in Hugging Face format: safetensors, config, tokenizer, generation config.
+"""Write the trained model in Hugging Face format: safetensors, config, tokenizer, generation config,
+and a model card (README.md, trainer.training.model_card).
 
 A full fine-tuning run writes the whole model to `<run>/model` (sharded above
 `trainer.export_max_shard_size`, with `model.safetensors.index.json`). A PEFT run writes its adapter
 there (`adapter_config.json` + `adapter_model.safetensors`), which `peft.AutoPeftModelForCausalLM` loads
 over the base named in the adapter config. A from-scratch base (the built-in tiny model) has no hub id
-or folder to be loaded from, so it is saved too, to `<run>/model/base/`, and the adapter config points
-at it by absolute path (peft resolves `base_model_name_or_path` against the working directory, not the
-adapter folder, so a relative path would break). With `peft.merge` rank 0 then merges the saved adapter
-into its base (trainer.models.merge) and writes `<run>/model_merged/`: the same whatever the strategy.
+or folder to be loaded from, so it is saved into the same folder (config.json + model.safetensors beside
+the adapter): transformers loads such a folder as a model with its adapter (`AutoModelForCausalLM`,
+`pipeline`), from wherever the run folder is moved, and `PeftModel.from_pretrained(base, folder)` gives
+the PeftModel. The adapter config names the folder by its absolute path at export, which peft's
+`AutoPeftModelForCausalLM` needs (it resolves the name against the working directory) as long as the
+folder stays where it was. With `peft.merge` rank 0 then merges the saved adapter into its base
+(trainer.models.merge) and writes `<run>/model_merged/`: the same whatever the strategy.
+
+The exported tokenizer carries the chat template of the training prompt format (prompt_format.py), so
+chat inference prompts the model as training did.
 
 With a sharded strategy (FSDP2, FSDP1, DeepSpeed ZeRO-3) no rank holds the whole model, so the full
 weights are gathered first, collectively on every rank, into rank 0's CPU memory; rank 0 then saves them
@@ -27,23 +34,27 @@ import torch
 
 from trainer.models.peft import is_peft
 from trainer.parallel import Parallel
+from trainer.training import prompt_format
+from trainer.training.model_card import CardFacts, Loading, write_card
 
 # A PeftModel's state-dict keys are the base model's under this prefix (LoRA layers inside).
 PEFT_PREFIX = "base_model.model."
-BASE_FOLDER = "base"
 MERGED_FOLDER = "model_merged"
 
 
 @dataclass(frozen=True)
 class Exported:
-    """What the export wrote: `model` is a full model, or a PEFT adapter when `adapter` is true."""
+    """What the export wrote: `model` is a full model, or a PEFT adapter when `adapter` is true (with
+    its base model in the same folder when `embedded_base`)."""
 
     model: Path
     adapter: bool
     merged: Path | None = None
+    embedded_base: bool = False
 
     def describe(self) -> dict[str, str]:
-        loader = "peft.AutoPeftModelForCausalLM" if self.adapter else "AutoModelForCausalLM"
+        loader = "AutoModelForCausalLM" if not self.adapter or self.embedded_base else ""
+        loader = "/".join(filter(None, [loader, "peft.AutoPeftModelForCausalLM" if self.adapter else ""]))
         rows = {"model": f"{self.model}  ({loader}.from_pretrained)"}
         if self.merged is not None:
             rows["merged model"] = f"{self.merged}  (AutoModelForCausalLM.from_pretrained)"
@@ -106,7 +117,7 @@ def export_model(
     save_base_model: bool = False,
 ) -> Path:
     """A full model is saved as is; a PEFT model as its adapter (peft.AutoPeftModelForCausalLM loads it),
-    and with `save_base_model` its base too, in `out/base`, which the adapter config then names.
+    and with `save_base_model` its base too, into `out` itself, which the adapter config then names.
 
     `state_dict` (keys as in `model.state_dict()`) replaces the model's own tensors, for sharded models
     whose parameters are only local shards.
@@ -121,10 +132,7 @@ def export_model(
         before = peft_config.base_model_name_or_path
         if save_base_model:
             state = state_dict if state_dict is not None else model.state_dict()
-            peft_config.base_model_name_or_path = str(
-                save_base(model, state, out / BASE_FOLDER, max_shard_size)
-            )
-            generation.save_pretrained(out / BASE_FOLDER)
+            peft_config.base_model_name_or_path = str(save_base(model, state, out, max_shard_size).resolve())
         else:
             peft_config.base_model_name_or_path = _base_reference(model)
         try:
@@ -150,22 +158,11 @@ def _share_tied(state: dict[str, torch.Tensor], model: Any) -> dict[str, torch.T
     return state
 
 
-def _with_training_template(tokenizer: Any, cfg: Any) -> Any:
-    """The chat template the data was rendered with (data.chat_template=chatml|llama3 when the tokenizer
-    has none of its own) goes with the exported tokenizer, so chat inference formats prompts the same."""
-    name = getattr(cfg.data, "chat_template", "auto")
-    if name != "auto":
-        from trainer.data.chat_templates import shipped_template
-
-        tokenizer.chat_template = shipped_template(name)
-    return tokenizer
-
-
 def export_run_model(
-    trainer: Any, module: Any, parallel: Parallel, tokenizer: Any, out: Path
+    trainer: Any, module: Any, parallel: Parallel, tokenizer: Any, out: Path, card: CardFacts | None = None
 ) -> Exported | None:
     """Called on every rank at the end of training; rank 0 writes `out` (and with peft.merge the merged
-    model beside it) and gets what it wrote, other ranks None."""
+    model beside it), with a model card from `card` in each, and gets what it wrote, other ranks None."""
     cfg = module.cfg
     state = parallel.full_state_dict(trainer)
     if not trainer.is_global_zero:
@@ -174,21 +171,23 @@ def export_run_model(
     if state is not None:
         state = _share_tied(state, module.model)
     adapter = is_peft(module.model)
+    embedded = adapter and cfg.model.from_scratch
     shard = cfg.trainer.export_max_shard_size
-    export_model(
-        module.model,
-        _with_training_template(tokenizer, cfg),
-        out,
-        state_dict=state,
-        max_shard_size=shard,
-        save_base_model=adapter and cfg.model.from_scratch,
-    )
+    fmt = prompt_format.prompt_format(cfg, tokenizer)
+    with prompt_format.carrying(tokenizer, fmt):
+        export_model(
+            module.model, tokenizer, out, state_dict=state, max_shard_size=shard, save_base_model=embedded
+        )
     merged = None
     if adapter and getattr(cfg.peft, "merge", False):
         from trainer.models.merge import merge_adapter
 
         merged = merge_adapter(out, out.parent / MERGED_FOLDER, max_shard_size=shard)
-    exported = Exported(out, adapter, merged)
+    exported = Exported(out, adapter, merged, embedded)
+    if card is not None:
+        write_card(out, cfg, card, fmt, tokenizer, Loading(adapter, embedded))
+        if merged is not None:
+            write_card(merged, cfg, card, fmt, tokenizer, Loading(False, False))
     _finish_export(out, trainer.global_step, exported)
     return exported
 

@@ -44,6 +44,7 @@ from trainer.training.checkpoints import (
 )
 from trainer.training.export import Exported, export_run_model, exported_at
 from trainer.training.metrics_file import MetricsFile
+from trainer.training.model_card import CardFacts
 from trainer.training.module import CausalLMModule
 from trainer.training.periodic import side_callbacks
 from trainer.training.progress import ProgressLog
@@ -115,8 +116,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         outcome = run_fit(cfg, run_dir, fit, inputs, resume, saved)
         exported = None
         if cfg.trainer.export_model:  # on every rank: sharded weights are gathered collectively
+            card = card_facts(fit, inputs, outcome, resumed=resume is not None)
             exported = export_run_model(
-                fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model"
+                fit.trainer, fit.module, fit.parallel, inputs.tokenizer, run_dir / "model", card
             )
         result = report(cfg, run_dir, fit, outcome, exported, tracker)
         fit.parallel.close()
@@ -285,6 +287,19 @@ def run_fit(
     if cfg.trainer.save_last:
         fit.trainer.save_checkpoint(last_checkpoint(run_dir), weights_only=False)
     return Outcome(metrics, baseline, seconds)
+
+
+def card_facts(fit: Fit, inputs: Inputs, outcome: Outcome, resumed: bool) -> CardFacts:
+    """What the exported model's card reports beside the config: data, steps, tokens, final metrics."""
+    return CardFacts(
+        summary=inputs.summary,
+        steps=inputs.steps,
+        step=fit.trainer.global_step,
+        metrics=outcome.metrics,
+        tokens=fit.throughput.total_tokens,
+        baseline=outcome.baseline,
+        resumed=resumed,
+    )
 
 
 def report(

@@ -9,6 +9,7 @@ system/user/assistant messages and goes through the chat path instead.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from trainer.config.dataset import AlpacaFormat
@@ -23,16 +24,17 @@ PREAMBLE = {
     "no_input": "Below is an instruction that describes a task. Write a response that appropriately "
     "completes the request.\n\n",
 }
+INSTRUCTION, INPUT, RESPONSE = "### Instruction:\n", "### Input:\n", "### Response:\n"
 NEEDS = "alpaca records need instruction and output, and optionally input and system"
 
 
 def render_prompt(instruction: str, inp: str, system: str, style: str) -> str:
     """The text before the response; `alpaca` is the original template, `alpaca_short` drops the
     preamble. A system prompt, when given, comes first, separated by a blank line."""
-    body = f"### Instruction:\n{instruction}\n\n"
+    body = f"{INSTRUCTION}{instruction}\n\n"
     if inp:
-        body += f"### Input:\n{inp}\n\n"
-    body += "### Response:\n"
+        body += f"{INPUT}{inp}\n\n"
+    body += RESPONSE
     if style == "alpaca":
         body = PREAMBLE["with_input" if inp else "no_input"] + body
     return f"{system}\n\n{body}" if system else body
@@ -93,3 +95,40 @@ def generation_prompt(record: dict[str, Any], fmt: AlpacaFormat, tokenizer: Any,
         conv = (to_messages(instruction, inp, None, system), None)
         return chat.generation_prompt(conv, tokenizer, template)
     return render_prompt(instruction, inp, system, fmt.template)
+
+
+def literal(text: str) -> str:
+    """`text` as a Jinja string literal (JSON's quoting is valid Jinja)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def chat_template(style: str, bos: str) -> str:
+    """A Jinja chat template that renders messages as `render_prompt` renders a record with no input, so
+    chat inference (pipeline, apply_chat_template) prompts the model in the format it was trained on.
+
+    `bos` is the Jinja expression for what the tokenizer puts before a prompt when training tokenizes it
+    with its special tokens (`bos_token`, or '' when it adds none): apply_chat_template tokenizes the
+    rendered text without special tokens, so the template writes them itself. An assistant reply after
+    the last user message renders as a training example does: prompt, reply, eos.
+    """
+    preamble = PREAMBLE["no_input"] if style == "alpaca" else ""
+    bos_part = f"{{{{- {bos} }}}}\n" if bos else ""
+    return (
+        "{#- The alpaca prompt this model was trained on. Training was single-turn: only a leading system\n"
+        "    message and the LAST user message are shown (earlier turns are left out); an assistant reply\n"
+        "    after that user message is rendered as in training: prompt, reply, eos. -#}\n"
+        "{%- set ns = namespace(system='', user=none, reply=none) %}\n"
+        "{%- for m in messages %}\n"
+        "{%- if m['role'] == 'system' and loop.first %}{% set ns.system = m['content'] %}\n"
+        "{%- elif m['role'] == 'user' %}{% set ns.user = m['content'] %}{% set ns.reply = none %}\n"
+        "{%- elif m['role'] == 'assistant' and ns.user is not none %}{% set ns.reply = m['content'] %}\n"
+        "{%- endif %}\n"
+        "{%- endfor %}\n"
+        "{%- if ns.user is none %}{{ raise_exception('an alpaca prompt needs a user message') }}{% endif %}\n"
+        f"{bos_part}"
+        "{%- if ns.system %}{{- ns.system + '\\n\\n' }}{% endif %}\n"
+        f"{{{{- {literal(preamble + INSTRUCTION)} + ns.user + '\\n\\n' }}}}\n"
+        "{%- if add_generation_prompt or ns.reply is not none %}"
+        f"{{{{- {literal(RESPONSE)} }}}}{{% endif %}}\n"
+        "{%- if ns.reply is not none %}{{- ns.reply + eos_token }}{% endif %}\n"
+    )
