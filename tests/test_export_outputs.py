@@ -25,6 +25,7 @@ from trainer.config.dataset import AlpacaFormat, ChatFormat
 from trainer.data.chat_templates import resolve_chat_template
 from trainer.data.formats import alpaca, generation_prompt_ids
 from trainer.models.build import load_tokenizer
+from trainer.models.adapter_folder import load_adapter
 from trainer.training.metrics_file import read_history
 from trainer.training.model_card import Loading, front_matter
 from trainer.training.prompt_format import carrying, prompt_format
@@ -304,8 +305,16 @@ def test_lora_folder_loads_from_anywhere_after_the_run_moves(
     assert sum(n.endswith("lora_A") for n, _ in peft_model.named_modules()) == 4 * 7
     with torch.no_grad():
         assert torch.equal(peft_model.eval()(ids).logits, logits)
-        merged = peft_model.merge_and_unload()
-        assert (merged(ids).logits - logits).abs().max() < 1e-4
+    # What generate/evaluate/merge load: the base from the folder, the adapter over it, once; merged, it
+    # saves as a plain model.
+    loaded = load_adapter(moved / "model").eval()
+    assert sum(n.endswith("lora_A") for n, _ in loaded.named_modules()) == 4 * 7
+    loaded.merge_and_unload().save_pretrained(tmp_path / "merged")
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, logits)
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(ids).logits
+        assert (merged - logits).abs().max() < 1e-4
     after = run_cli(["generate", f"infer.source={moved}", *prompts], elsewhere)
     assert after.returncode == 0, after.stderr[-2000:]
     assert after.stdout.replace(str(moved), str(lora_run)) == before.stdout

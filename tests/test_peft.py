@@ -41,9 +41,9 @@ def _train(root: Path, name: str, *overrides: str) -> tuple[Any, Any]:
     caught: dict[str, Any] = {}
     export = train_module.export_run_model
 
-    def keep(trainer: Any, module: Any, parallel: Any, tokenizer: Any, out: Path) -> Any:
+    def keep(trainer: Any, module: Any, parallel: Any, tokenizer: Any, out: Path, card: Any = None) -> Any:
         caught["model"] = module.model
-        return export(trainer, module, parallel, tokenizer, out)
+        return export(trainer, module, parallel, tokenizer, out, card)
 
     cfg = load_config(
         [*SHORT, f"run.output_root={root}", f"run.name={name}", *overrides], run_dir=root / name
@@ -203,20 +203,24 @@ def test_lora_resume_from_a_trainable_only_checkpoint_is_exact(tmp_path: Path) -
 
 def test_adapter_reloads_with_plain_peft_to_the_same_logits(lora_run, batch) -> None:
     from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     result, model = lora_run
     out = result.run_dir / "model"
+    # The from-scratch base is saved into the adapter's folder (tests/test_export_outputs.py moves it).
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja",
-                 "generation_config.json", "base/config.json", "base/model.safetensors"):  # fmt: skip
+                 "generation_config.json", "config.json", "model.safetensors", "README.md"):  # fmt: skip
         assert (out / name).exists(), name
     adapter = json.loads((out / "adapter_config.json").read_text())
-    assert adapter["base_model_name_or_path"] == str(out / "base") and adapter["modules_to_save"] == [
+    assert adapter["base_model_name_or_path"] == str(out.resolve()) and adapter["modules_to_save"] == [
         "lm_head"
     ]
     with safe_open(out / "adapter_model.safetensors", "pt") as f:  # the fully trained lm_head travels along
         assert "base_model.model.lm_head.weight" in set(f.keys())
     loaded = AutoPeftModelForCausalLM.from_pretrained(out).eval()
     assert torch.equal(_logits(loaded, batch), _logits(model, batch))
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()  # transformers: the base and its adapter
+    assert torch.equal(_logits(plain, batch), _logits(model, batch))
 
 
 def test_merged_model_reloads_with_plain_transformers(lora_run, batch) -> None:

@@ -9,9 +9,11 @@ loaded from the folder itself, so a moved or copied run folder still loads, what
 
 from __future__ import annotations
 
-import warnings
+import tempfile
 from pathlib import Path
 from typing import Any
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 
 
 def embeds_base(folder: Path) -> bool:
@@ -19,20 +21,26 @@ def embeds_base(folder: Path) -> bool:
     return (folder / "adapter_config.json").is_file() and (folder / "config.json").is_file()
 
 
+def _plain_base(folder: Path, **kwargs: Any) -> Any:
+    """The base model alone. Loaded from the folder itself, transformers would also put the adapter on
+    it (its "model with an embedded adapter"), and a model merged from that still saves as an adapter;
+    so the base is loaded from a view of the folder without the adapter files (links, no copy)."""
+    from transformers import AutoModelForCausalLM
+
+    with tempfile.TemporaryDirectory(prefix="base-") as view:
+        for path in folder.iterdir():
+            if path.is_file() and path.name not in ADAPTER_FILES:
+                (Path(view) / path.name).symlink_to(path.resolve())
+        return AutoModelForCausalLM.from_pretrained(view, **kwargs)
+
+
 def load_adapter(folder: Path, **kwargs: Any) -> Any:
     """The adapter of `folder` on its base, as a PeftModel (`merge_and_unload` works on it); `kwargs`
     go to the base's `from_pretrained` (dtype, attn_implementation)."""
     if embeds_base(folder):
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-        # transformers already put the folder's adapter on the base; peft takes over that same adapter
-        # ("default": no second copy, same logits, tests/test_export_outputs.py) but warns of "multiple
-        # adapters" on seeing its config, which would only confuse here.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            return PeftModel.from_pretrained(base, folder)
+        return PeftModel.from_pretrained(_plain_base(folder, **kwargs), folder)
     from peft import AutoPeftModelForCausalLM
 
     return AutoPeftModelForCausalLM.from_pretrained(folder, **kwargs)

@@ -53,9 +53,11 @@ class Exported:
     embedded_base: bool = False
 
     def describe(self) -> dict[str, str]:
-        loader = "AutoModelForCausalLM" if not self.adapter or self.embedded_base else ""
-        loader = "/".join(filter(None, [loader, "peft.AutoPeftModelForCausalLM" if self.adapter else ""]))
-        rows = {"model": f"{self.model}  ({loader}.from_pretrained)"}
+        if self.adapter and not self.embedded_base:
+            how = "peft.AutoPeftModelForCausalLM.from_pretrained"
+        else:  # a base with its adapter loads as one model
+            how = "AutoModelForCausalLM.from_pretrained" + (": base + adapter" if self.adapter else "")
+        rows = {"model": f"{self.model}  ({how})"}
         if self.merged is not None:
             rows["merged model"] = f"{self.merged}  (AutoModelForCausalLM.from_pretrained)"
         return rows

@@ -210,7 +210,8 @@ def _loader(out: Path, loading: Loading, chat: bool) -> list[str]:
         )
         lines += [
             "",
-            "As a `PeftModel` (to merge the adapter: `model.merge_and_unload()`):",
+            "As a `PeftModel` (e.g. to switch the adapter off: `with model.disable_adapter():`; "
+            "`trainer merge infer.source=<this folder>` writes the adapter merged into its base):",
             "",
             "```python",
             "from peft import PeftConfig, PeftModel",
