@@ -24,8 +24,8 @@ from tests.conftest import load_config, run_cli
 from trainer.config.dataset import AlpacaFormat, ChatFormat
 from trainer.data.chat_templates import resolve_chat_template
 from trainer.data.formats import alpaca, generation_prompt_ids
-from trainer.models.build import load_tokenizer
 from trainer.models.adapter_folder import load_adapter
+from trainer.models.build import load_tokenizer
 from trainer.training.metrics_file import read_history
 from trainer.training.model_card import Loading, front_matter
 from trainer.training.prompt_format import carrying, prompt_format
