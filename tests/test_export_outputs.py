@@ -318,3 +318,19 @@ def test_lora_folder_loads_from_anywhere_after_the_run_moves(
     after = run_cli(["generate", f"infer.source={moved}", *prompts], elsewhere)
     assert after.returncode == 0, after.stderr[-2000:]
     assert after.stdout.replace(str(moved), str(lora_run)) == before.stdout
+
+
+def test_card_of_an_adapter_on_a_named_base_passes_the_exported_tokenizer() -> None:
+    """The pipeline would take the base's tokenizer (and its chat template) unless told otherwise."""
+    from trainer.config.steps import StepCount
+    from trainer.data.summary import DataSummary
+    from trainer.training.model_card import CardFacts, render
+
+    cfg = load_config(["model=qwen2_5_0_5b", "peft=lora"])
+    tok = _training_tokenizer()
+    facts = CardFacts(DataSummary({}, {}, 0, 0), StepCount(10, 5, 1), 10, {"val/loss": 1.23456}, 999)
+    text = render(cfg, facts, prompt_format(cfg, tok), tok, Path("/m"), Loading(True, False))
+    assert "Fine-tuned from the hub model `Qwen/Qwen2.5-0.5B`" in text
+    assert 'pipeline("text-generation", model=model_dir, tokenizer=model_dir)' in text
+    assert "PeftConfig.from_pretrained(model_dir).base_model_name_or_path" in text
+    assert "| val loss | n/a | 1.2346 |" in text and "tokens seen: 999" in text

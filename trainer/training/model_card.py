@@ -214,7 +214,9 @@ def _loader(out: Path, loading: Loading, chat: bool) -> list[str]:
             "`trainer merge infer.source=<this folder>` writes the adapter merged into its base):",
             "",
             "```python",
-            "from peft import PeftConfig, PeftModel",
+            "from peft import PeftModel"
+            if loading.embedded_base
+            else "from peft import PeftConfig, PeftModel",
             "from transformers import AutoModelForCausalLM",
             "",
             base,
