@@ -309,10 +309,11 @@ def test_lora_folder_loads_from_anywhere_after_the_run_moves(
     # saves as a plain model.
     loaded = load_adapter(moved / "model").eval()
     assert sum(n.endswith("lora_A") for n, _ in loaded.named_modules()) == 4 * 7
-    loaded.merge_and_unload().save_pretrained(tmp_path / "merged")
-    assert not (tmp_path / "merged" / "adapter_config.json").exists()
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, logits)
+    loaded.merge_and_unload().save_pretrained(tmp_path / "merged")  # merges in place
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    with torch.no_grad():
         merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(ids).logits
         assert (merged - logits).abs().max() < 1e-4
     after = run_cli(["generate", f"infer.source={moved}", *prompts], elsewhere)
