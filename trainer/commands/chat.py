@@ -5,8 +5,8 @@ conversation.py): chat runs (and alpaca runs with `template: chat`) see the whol
 rendered as training renders one; plain alpaca runs answer each message on its own; raw-text runs
 (completion, pretokenized, input_output) continue the message as text. Decoding takes generate's keys
 (greedy unless infer.do_sample; the seed is set before each reply, so the same prompt gets the same
-reply whatever was sampled before). In a terminal tokens stream as they come and lines can be edited (readline); from a
-pipe the messages are read line by line and each whole reply is printed.
+reply whatever was sampled before). In a terminal tokens stream as they come and lines can be edited
+(readline); from a pipe the messages are read line by line and each whole reply is printed.
 
 Commands: /reset forgets the history, /exit (or Ctrl-D) quits, /help. Ctrl-C stops a reply (what was
 printed stays in the history) and, at the prompt, quits.
