@@ -111,11 +111,13 @@ def test_every_command_has_its_own_help(tmp_path: Path) -> None:
     top = run_cli(["--help"], tmp_path)
     assert top.returncode == 0 and "Commands" in top.stdout
     assert all(
-        f"  {c} " in top.stdout for c in ("plan", "preprocess", "generate", "evaluate", "merge", "schema")
+        f"  {c} " in top.stdout
+        for c in ("plan", "preprocess", "generate", "chat", "evaluate", "merge", "schema")
     )
     for command, key in [
         ("plan", None),
         ("generate", "infer.max_new_tokens"),
+        ("chat", "infer.temperature"),
         ("evaluate", "infer.split"),
         ("merge", "infer.out"),
         ("preprocess", None),
@@ -133,5 +135,5 @@ def test_a_mistyped_command_is_named_with_the_closest_one(tmp_path: Path) -> Non
     proc = run_cli(["generat", "infer.prompts=[hi]"], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown command 'generat'" in proc.stderr and "did you mean `trainer generate`?" in proc.stderr
-    chat = run_cli(["chat"], tmp_path)
-    assert chat.returncode == 2 and "unknown command 'chat' (commands: train, plan," in chat.stderr
+    serve = run_cli(["serve"], tmp_path)
+    assert serve.returncode == 2 and "unknown command 'serve' (commands: train, plan," in serve.stderr

@@ -2,9 +2,10 @@
 
     trainer [GROUP=OPTION ...] [KEY=VALUE ...]     train (a Hydra app: -m sweeps, --help, -sc completion,
                                                    --config-dir DIR for configs of one's own)
-    trainer <command> [args ...]                   plan, preprocess, generate, evaluate, merge, schema
+    trainer <command> [args ...]                   plan, preprocess, generate, chat, evaluate, merge,
+                                                   submit, status, cancel, report, schema
 
-A word where a command or an override belongs (`trainer chat`, `trainer generat`) is an unknown
+A word where a command or an override belongs (`trainer serve`, `trainer generat`) is an unknown
 command, reported with the commands and the closest one, not as Hydra's "missing EQUAL".
 """
 

@@ -29,6 +29,7 @@ COMMANDS = {
         Command("plan", "trainer.commands.plan", "dry run: groups, batch arithmetic, steps, params, memory"),
         Command("preprocess", "trainer.commands.preprocess", "build the tokenized-data cache; --debug N"),
         Command("generate", "trainer.commands.generate", "complete prompts with a trained model"),
+        Command("chat", "trainer.commands.chat", "talk with a trained model in the terminal"),
         Command("evaluate", "trainer.commands.evaluate", "score a model: loss, perplexity, exact match"),
         Command("merge", "trainer.commands.merge", "fold a LoRA/DoRA adapter into a full model"),
         Command(

@@ -27,7 +27,13 @@ def generate(inv: Invocation, stream: bool | None = None) -> list[str]:
     """Print and return one completion per prompt; `stream` None = when stdout is a terminal."""
     from trainer.data.prepare import encode_options
     from trainer.inference.load import load_model, load_tokenizer
-    from trainer.inference.prompts import build_prompts, generation_options, require_prompts, training_format
+    from trainer.inference.prompts import (
+        build_prompts,
+        decoding,
+        generation_options,
+        require_prompts,
+        training_format,
+    )
     from trainer.inference.source import resolve_source
 
     require_prompts(inv.cfg)  # before anything heavy loads
@@ -39,8 +45,7 @@ def generate(inv: Invocation, stream: bool | None = None) -> list[str]:
     prompts = build_prompts(cfg, fmt, tokenizer, template)  # bad records fail before the model loads
     model = load_model(src, tokenizer)
     streaming = cfg.infer.stream and (sys.stdout.isatty() if stream is None else stream)
-    seed = cfg.infer.seed if cfg.infer.seed is not None else cfg.run.seed
-    how = "sampling" if cfg.infer.do_sample else "greedy"
+    how, seed = decoding(cfg)
     print(f"trainer generate: {src.label} ({fmt.type} format, {how}, seed {seed})")
     options = generation_options(cfg, tokenizer)
     return [complete(model, tokenizer, p, seed, options, streaming) for p in prompts]
@@ -50,19 +55,11 @@ def complete(
     model: Any, tokenizer: Any, prompt: Any, seed: int, options: dict[str, Any], streaming: bool
 ) -> str:
     """One prompt: print it, then its completion (token by token when streaming)."""
-    import torch
-    from transformers import TextStreamer, set_seed
+    from trainer.inference.decode import completion
 
     print("\n" + quoted(prompt.shown), flush=True)
-    set_seed(seed)
-    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if streaming else None
-    inputs = torch.tensor([prompt.ids], device=model.device)
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=streamer, **options
-        )
-    text = tokenizer.decode(out[0, len(prompt.ids) :], skip_special_tokens=True)
-    if streamer is None:
+    text = completion(model, tokenizer, prompt.ids, seed, options, streaming)
+    if not streaming:
         print(text, flush=True)
     return text
 

@@ -18,7 +18,8 @@ def wants_help(args: list[str]) -> bool:
 
 
 def infer_keys(command: str) -> list[str]:
-    """The `infer.*` keys a command reads: `source`, and those documented as `<command>: ...`."""
+    """The `infer.*` keys a command reads: `source`, and those documented as `<command>: ...` (or
+    `generate, chat: ...` for keys two commands share)."""
     import json
     import textwrap
 
@@ -26,13 +27,12 @@ def infer_keys(command: str) -> list[str]:
 
     lines = []
     for name, info in InferConfig.model_fields.items():
-        text = info.description or ""
-        if name == "source" or text.startswith(f"{command}:"):
+        readers, _, rest = (info.description or "").partition(": ")
+        if name == "source" or command in readers.split(", "):
             default = json.dumps(info.get_default(call_default_factory=True))
             lines.append(f"  infer.{name}={default}")
-            lines += textwrap.wrap(
-                text.removeprefix(f"{command}: "), 100, initial_indent=" " * 6, subsequent_indent=" " * 6
-            )
+            text = info.description if name == "source" else rest
+            lines += textwrap.wrap(text or "", 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return lines
 
 

@@ -30,27 +30,31 @@ class InferConfig(StrictModel):
     prompt_file: str | None = Field(
         None, description="generate: a JSON/JSONL file of records in the training format (after prompts)."
     )
-    max_new_tokens: PositiveInt = Field(64, description="generate: most tokens generated per prompt.")
-    do_sample: bool = Field(False, description="generate: sample; false = greedy decoding.")
+    max_new_tokens: PositiveInt = Field(
+        64, description="generate, chat: most tokens generated per prompt (per reply)."
+    )
+    do_sample: bool = Field(False, description="generate, chat: sample; false = greedy decoding.")
     temperature: PositiveFloat | None = Field(
-        None, description="generate: sampling temperature (do_sample); null = the model's default."
+        None, description="generate, chat: sampling temperature (do_sample); null = the model's default."
     )
     top_p: float | None = Field(
         None,
         gt=0,
         le=1,
-        description="generate: nucleus sampling mass (do_sample); null = the model's default.",
+        description="generate, chat: nucleus sampling mass (do_sample); null = the model's default.",
     )
     top_k: PositiveInt | None = Field(
         None,
-        description="generate: sample from the k likeliest tokens (do_sample); null = the model's default.",
+        description="generate, chat: sample from the k likeliest tokens (do_sample); null = the model's "
+        "default.",
     )
     seed: int | None = Field(
-        None, description="generate: sampling seed, set before each prompt; null = run.seed."
+        None, description="generate, chat: sampling seed, set before each prompt (reply); null = run.seed."
     )
     stream: bool = Field(
         True,
-        description="generate: print tokens as they come (in a terminal; a pipe gets whole completions).",
+        description="generate, chat: print tokens as they come (in a terminal; a pipe gets whole "
+        "completions).",
     )
     split: Literal["validation", "train"] = Field(
         "validation", description="evaluate: the data split scored (the training mix for train)."

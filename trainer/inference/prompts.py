@@ -38,12 +38,17 @@ def wrap_prompt(text: str, fmt: Format) -> dict[str, Any]:
     if isinstance(fmt, AlpacaFormat):
         return {fmt.instruction: text}
     if isinstance(fmt, ChatFormat):
-        if fmt.style == "sharegpt":
-            user = next(k for k, role in fmt.role_map.items() if role == "user")
-            return {fmt.field: [{"from": user, "value": text}]}
-        return {fmt.field: [{"role": "user", "content": text}]}
+        return wrap_messages([{"role": "user", "content": text}], fmt)
     assert isinstance(fmt, InputOutputFormat), "raw-text formats take the text itself (_text_ids)"
     return {fmt.field: [{fmt.text: text, fmt.label: False}]}
+
+
+def wrap_messages(messages: list[dict[str, str]], fmt: ChatFormat) -> dict[str, Any]:
+    """{role, content} messages as a record of `fmt` (ShareGPT: `from` values through the role map)."""
+    if fmt.style == "sharegpt":
+        sender = {role: k for k, role in reversed(fmt.role_map.items())}  # the first name of each role
+        return {fmt.field: [{"from": sender[m["role"]], "value": m["content"]} for m in messages]}
+    return {fmt.field: [{"role": m["role"], "content": m["content"]} for m in messages]}
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ def _text_ids(text: str, tokenizer: Any) -> list[int]:
     return bos_ids(tokenizer) + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
 
-def _plain_ids(text: str, fmt: Format, tokenizer: Any, chat_template: str | None) -> list[int]:
+def plain_prompt_ids(text: str, fmt: Format, tokenizer: Any, chat_template: str | None) -> list[int]:
+    """A plain prompt's ids: wrapped as a record of `fmt` (raw-text formats: bos + the text itself)."""
     from trainer.data.formats import generation_prompt_ids
 
     if isinstance(fmt, _RAW_TEXT):
@@ -98,7 +104,7 @@ def build_prompts(cfg: TrainConfig, fmt: Format, tokenizer: Any, chat_template: 
     from trainer.data.formats import generation_prompt_ids
     from trainer.data.formats.common import text_field, where
 
-    prompts = [Prompt(p, _plain_ids(p, fmt, tokenizer, chat_template)) for p in cfg.infer.prompts]
+    prompts = [Prompt(p, plain_prompt_ids(p, fmt, tokenizer, chat_template)) for p in cfg.infer.prompts]
     for i, record in enumerate(_file_records(cfg, fmt)):
         try:
             if isinstance(fmt, CompletionFormat):
@@ -110,6 +116,12 @@ def build_prompts(cfg: TrainConfig, fmt: Format, tokenizer: Any, chat_template: 
             raise UserError(f"infer.prompt_file={cfg.infer.prompt_file}: {message}", hint=err.hint) from None
         prompts.append(Prompt(tokenizer.decode(ids, skip_special_tokens=True).strip(), ids))
     return prompts
+
+
+def decoding(cfg: TrainConfig) -> tuple[str, int]:
+    """How completions are decoded (greedy or sampling), and the seed set before each one."""
+    seed = cfg.infer.seed if cfg.infer.seed is not None else cfg.run.seed
+    return ("sampling" if cfg.infer.do_sample else "greedy"), seed
 
 
 def generation_options(cfg: TrainConfig, tokenizer: Any) -> dict[str, Any]:

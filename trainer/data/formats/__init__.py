@@ -59,7 +59,8 @@ def generation_prompt(record: dict, fmt: Format, tokenizer: Any, chat_template: 
     """The text before the (last) response, as in training.
 
     alpaca: the prompt before the response (system first when given); alpaca with template chat and
-    chat: the messages before the last assistant turn, rendered with the generation prompt;
+    chat: the messages before a final assistant turn (all of them when another role ends the
+    conversation), rendered with the generation prompt;
     input_output: the segments before the first trained one; pretokenized: the ids before the first
     trained label, decoded. Completion text has no prompt: UserError.
     """

@@ -154,9 +154,10 @@ def encode(
 
 
 def prompt_messages(messages: list[Message]) -> list[Message]:
-    """The messages before the last assistant turn (all of them when there is none)."""
-    last = max((k for k, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
-    return messages[:last]
+    """The messages before the last assistant turn; all of them when the conversation ends with another
+    role (a user's next question, a tool's result: what a chat asks the model to answer next)."""
+    ends_with_answer = bool(messages) and messages[-1]["role"] == "assistant"
+    return messages[:-1] if ends_with_answer else messages
 
 
 def generation_prompt(conv: Conversation, tokenizer: Any, template: str | None) -> str:
