@@ -12,7 +12,7 @@ Competitors: a pure-Python loop (like a test suite's own work), and a second tor
 matrix products with torch's default threads (like another run).
 
     .venv/bin/python benchmarks/busy_machine.py             # about 8 minutes on 2 cores
-    .venv/bin/python benchmarks/busy_machine.py --smoke     # 10 steps, one competitor
+    .venv/bin/python benchmarks/busy_machine.py --smoke     # 10 steps, the default setting, one competitor
 
 Figures only, never pass/fail. Run it on an otherwise idle machine: the load average is printed.
 """
@@ -76,16 +76,19 @@ def busy(competitor: list[str], steps: int, setting: dict, out: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps per run")
-    parser.add_argument("--smoke", action="store_true", help="10 steps, the Python competitor only")
+    parser.add_argument(
+        "--smoke", action="store_true", help="10 steps, threads=auto beside the Python competitor only"
+    )
     args = parser.parse_args()
     steps = 10 if args.smoke else args.steps
     competitors = dict(list(COMPETITORS.items())[:1]) if args.smoke else COMPETITORS
+    settings = {k: v for k, v in SETTINGS.items() if "default" in k} if args.smoke else SETTINGS
     print(
         f"{os.cpu_count()} CPUs, 1-min load average at start: {os.getloadavg()[0]:.2f}; {steps} steps per run"
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as out:
-        for label, setting in SETTINGS.items():
+        for label, setting in settings.items():
             idle = run(steps, setting, Path(out))
             for name, competitor in competitors.items():
                 loaded = busy(competitor, steps, setting, Path(out))
