@@ -42,8 +42,32 @@ SHIPPED = ROOT / "trainer" / "assets" / "lm_eval_tasks"
 @dataclass(frozen=True)
 class Trained:
     root: Path
-    run: Path
+    run: Path  # a full fine-tune, tracked on the server
+    lora: Path  # peft=lora, tracker=none
     server: str
+
+
+def _short_run(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
+    overrides = [
+        f"run.output_root={root / 'outputs'}",
+        f"run.name={name}",
+        "trainer.max_steps=6",
+        "trainer.val_every=6",
+        "trainer.val_at_start=false",
+        "trainer.checkpoint_every=disable",
+        "trainer.save_last=false",
+        "trainer.progress_bar=false",
+        "data.datasets.tiny_tasks.count=192",
+        *extra,
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainer", *overrides],
+        cwd=root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +76,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     server = start_mlflow_server(root, port)
     uri = f"http://127.0.0.1:{port}"
-    overrides = [
-        f"run.output_root={root / 'outputs'}",
-        "run.name=short",
-        f"tracker.uri={uri}",
-        "tracker.system_metrics_every_s=null",
-        "trainer.max_steps=6",
-        "trainer.val_every=6",
-        "trainer.val_at_start=false",
-        "trainer.checkpoint_every=disable",
-        "trainer.save_last=false",
-        "trainer.progress_bar=false",
-        "data.datasets.tiny_tasks.count=192",
-    ]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "trainer", *overrides],
-            cwd=root,
-            env=cli_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        yield Trained(root, root / "outputs" / "default" / "short", uri)
+        jobs = {
+            "short": _short_run(root, "short", f"tracker.uri={uri}", "tracker.system_metrics_every_s=null"),
+            "lora": _short_run(root, "lora", "peft=lora", "tracker=none"),
+        }
+        for name, job in jobs.items():
+            out, _ = job.communicate(timeout=600)
+            assert job.returncode == 0, f"{name} run failed:\n{out[-3000:]}"
+        runs = root / "outputs" / "default"
+        yield Trained(root, runs / "short", runs / "lora", uri)
     finally:
         stop_server(server)
 
@@ -105,12 +115,14 @@ def _records(n: int) -> list[dict]:
 def _own_scores(model_dir: Path, records: list[dict]) -> tuple[float, float]:
     """Accuracy and exact match computed without lm-eval: each choice's log-likelihood after the training
     prompt (ids as training encodes them), and the greedy answer up to its line's end."""
+    from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.data.formats.alpaca import render_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    adapter = (model_dir / "adapter_config.json").exists()
+    model = (AutoPeftModelForCausalLM if adapter else AutoModelForCausalLM).from_pretrained(model_dir).eval()
     right = exact = 0
     for record in records:
         prompt = tokenizer(render_prompt(record["instruction"], record["input"], "", "alpaca_short"))
@@ -169,6 +181,19 @@ def test_shipped_tasks_print_save_and_log_the_same_scores(trained: Trained, tmp_
     own_acc, own_exact = _own_scores(trained.run / "model", _records(12))
     assert acc == pytest.approx(own_acc) and gen == pytest.approx(own_exact)
     assert list(tmp_path.iterdir()) == []  # nothing written where the command ran
+
+
+def test_an_adapter_is_scored_with_its_adapter(trained: Trained) -> None:
+    """A LoRA run's model is handed to lm-eval as base + adapter (not merged): its score is the adapted
+    model's, computed again with peft."""
+    from trainer.commands.evaluate import evaluate
+
+    result = evaluate(
+        invocation([f"infer.source={trained.lora}", "infer.tasks=[tiny_tasks_mc]", "infer.limit=12"])
+    )
+    acc = next(row.value for row in result.rows if row.metric == "acc")
+    assert acc == pytest.approx(_own_scores(trained.lora / "model", _records(12))[0])
+    assert result.file.parent == trained.lora / "evaluations" and result.tracked_run is None
 
 
 def test_a_task_of_ones_own_in_task_dirs(trained: Trained, tmp_path: Path) -> None:
