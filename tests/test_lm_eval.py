@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -287,6 +288,35 @@ def test_task_dirs_must_exist(trained: Trained, tmp_path: Path) -> None:
         f"infer.task_dirs=[{tmp_path / 'no'}]",
     ]
     with pytest.raises(UserError, match=re.escape(f"infer.task_dirs: {tmp_path / 'no'}: no such folder")):
+        evaluate(invocation(args))
+
+
+def test_local_data_missing_and_no_chat_template(trained: Trained, tmp_path: Path) -> None:
+    from trainer.commands.evaluate import evaluate
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "gone.yaml").write_text(
+        "task: gone\ndataset_path: json\ndataset_kwargs:\n  data_files: {test: nowhere.jsonl}\n"
+        "test_split: test\noutput_type: generate_until\ndoc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
+    )
+    args = [f"infer.source={trained.run}", "infer.tasks=[gone]", f"infer.task_dirs=[{tasks}]"]
+    with pytest.raises(UserError) as caught:
+        evaluate(invocation(args))
+    text = caught.value.render()
+    assert "infer.tasks: task gone could not load its dataset json (FileNotFoundError: " in text
+    assert f"check dataset_kwargs.data_files in {tasks / 'gone.yaml'}" in text and "offline" not in text
+    # A tokenizer without a chat template cannot wrap prompts in one.
+    model = tmp_path / "model"
+    shutil.copytree(trained.run / "model", model)
+    (model / "chat_template.jinja").unlink()
+    args = [
+        f"infer.source={model}",
+        "infer.tasks=[tiny_tasks_mc]",
+        "infer.apply_chat_template=true",
+        "tracker=none",
+    ]
+    with pytest.raises(UserError, match=re.escape(f"the tokenizer of {model} has no chat template")):
         evaluate(invocation(args))
 
 

@@ -25,6 +25,8 @@ from trainer.errors import UserError, first_line
 SHIPPED = Path(asset_path("lm_eval_tasks"))
 INSTALL = "pip install 'trainer[eval]'"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+# dataset_path values that name a datasets builder for local files, not a dataset on the hub.
+LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "xml", "sql", "webdataset"}
 
 
 def tiny_tasks_dataset(**_: Any) -> Any:
@@ -123,15 +125,15 @@ def _top_level(loaded: dict[str, Any]) -> list[Any]:
     return tops + [task for name, task in loaded["tasks"].items() if name not in inside]
 
 
-LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "xml", "sql", "webdataset"}
-
-
 def _data_error(name: str, manager: Any, err: Exception) -> UserError:
     """Which task, which dataset, why; for a dataset on the hub, how to run the task on local files."""
     entry = manager.task_index.get(name)
     cfg = (entry.cfg if entry is not None else None) or {}
     path = cfg.get("dataset_path")
-    on_hub = bool(path) and path not in LOCAL_BUILDERS and not Path(path).expanduser().exists()
+    local = cfg.get("custom_dataset") or (
+        path and (path in LOCAL_BUILDERS or Path(path).expanduser().exists())
+    )
+    on_hub = not local  # a hub id, or a group or tag of lm-eval's (their tasks read the hub)
     dataset = f"{path} ({cfg['dataset_name']})" if path and cfg.get("dataset_name") else path
     offline = [f"{var}={os.environ[var]}" for var in OFFLINE_VARS if _truthy(os.environ.get(var))]
     where = f"; offline: {' '.join(offline)}" if offline and on_hub else ""
