@@ -5,7 +5,14 @@ no downloads. Every task here has exactly one right answer, so exact match on he
 meaningful metric, and the tasks range from easy (copy, case change) to harder (reverse, sort, add),
 so a tiny model improves steadily instead of saturating at once.
 
-Run: python scripts/make_tiny_tasks.py  (writes trainer/assets/data/tiny_tasks/{train,validation}.json)
+It also writes the two lm-evaluation-harness tasks shipped with `trainer evaluate infer.tasks=[...]`
+(trainer/assets/lm_eval_tasks/): a few held-out validation examples per task, each with three wrong
+choices for multiple choice, and one training example per task for few-shot prompts. The wrong choices
+are right answers of other examples of the same task, so they look like answers (the same length and
+alphabet) and only reading the input tells them apart.
+
+Run: python scripts/make_tiny_tasks.py  (writes trainer/assets/data/tiny_tasks/{train,validation}.json
+and trainer/assets/lm_eval_tasks/tiny_tasks{,_fewshot}.jsonl)
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-OUT_DIR = Path(__file__).resolve().parents[1] / "trainer" / "assets" / "data" / "tiny_tasks"
+ASSETS = Path(__file__).resolve().parents[1] / "trainer" / "assets"
+OUT_DIR = ASSETS / "data" / "tiny_tasks"
+LM_EVAL_DIR = ASSETS / "lm_eval_tasks"
+PER_TASK = 6  # lm-eval test documents per task: 36 in all, a few seconds on a CPU
 
 
 def _letters(rng: random.Random) -> list[str]:
@@ -94,6 +104,25 @@ def generate(n: int, seed: int, exclude: set[tuple[str, str]] | None = None) -> 
     return rows
 
 
+def with_choices(rows: list[dict[str, str]], per_task: int, seed: int) -> list[dict[str, object]]:
+    """The first `per_task` rows of each task, each with its answer among three others of its task."""
+    rng = random.Random(seed)
+    out: list[dict[str, object]] = []
+    for name in sorted(TASKS):
+        same = [r for r in rows if r["task"] == name]
+        for row in same[:per_task]:
+            others = sorted({r["output"] for r in same} - {row["output"]})
+            choices = [row["output"], *rng.sample(others, 3)]
+            rng.shuffle(choices)
+            out.append({**row, "choices": choices, "label": choices.index(row["output"])})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"wrote {len(rows)} records to {path}")
+
+
 def main() -> None:
     validation = generate(240, seed=1)
     train = generate(6000, seed=2, exclude={(r["instruction"], r["input"]) for r in validation})
@@ -103,6 +132,8 @@ def main() -> None:
         lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
         path.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
         print(f"wrote {len(rows)} examples to {path}")
+    write_jsonl(LM_EVAL_DIR / "tiny_tasks.jsonl", with_choices(validation, PER_TASK, seed=3))
+    write_jsonl(LM_EVAL_DIR / "tiny_tasks_fewshot.jsonl", with_choices(train, 1, seed=4))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "trainer/conf/train.yaml" in names and "trainer/conf/model/tiny.yaml" in names
     assert "trainer/assets/tokenizer/tokenizer.json" in names
+    shipped = ["_tiny_tasks.yaml", "tiny_tasks_mc.yaml", "tiny_tasks_gen.yaml", "tiny_tasks.jsonl"]
+    shipped.append("tiny_tasks_fewshot.jsonl")  # `trainer evaluate infer.tasks=[tiny_tasks_mc]` reads all 5
+    assert {f"trainer/assets/lm_eval_tasks/{name}" for name in shipped} <= set(names)
     venv = root / "venv"
     assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root).returncode == 0
     site = next((venv / "lib").glob("python*/site-packages"))
@@ -81,3 +84,8 @@ def test_a_few_steps_from_another_folder(installed: Path, tmp_path: Path) -> Non
     model = tmp_path / "out" / "default" / "wheel" / "model"
     assert (model / "model.safetensors").exists() and (model / "tokenizer.json").exists()
     assert list(elsewhere.iterdir()) == []
+    # The shipped lm-eval task, its YAML and documents read from the installed package.
+    tasks = [f"infer.source={model.parent}", "infer.tasks=[tiny_tasks_mc]", "infer.limit=2"]
+    proc = _run([str(installed / "trainer"), "evaluate", *tasks], elsewhere)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "tiny_tasks_mc" in proc.stdout and list(elsewhere.iterdir()) == []

@@ -33,3 +33,16 @@ def progress(line: str) -> None:
     log.info("%s", line)
     if not sys.stdout.isatty():
         print(line, flush=True)
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A titled table on stdout, one row per line (results of several things measured alike)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        grid.add_column(name, style="bold cyan" if i == 0 else None, no_wrap=True)
+    for row in rows:
+        grid.add_row(*row)
+    Console(soft_wrap=False, highlight=False).print(grid)

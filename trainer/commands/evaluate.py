@@ -8,17 +8,25 @@ no run folder created.
 Metrics go to the tracker as `eval/loss`, `eval/perplexity`, `eval/exact_match`, `eval/examples`
 (`eval_train/...` for infer.split=train): into the run's own MLflow run for a run folder, else into a new
 run in the config's experiment; with tracker=none they are only printed.
+
+With `infer.tasks=[...]` it runs lm-evaluation-harness tasks instead (trainer/commands/evaluate_tasks.py):
+the built-in tiny_tasks_mc and tiny_tasks_gen, lm-eval's own (hellaswag, arc_easy, ...; their datasets
+come from the Hugging Face hub) or tasks of one's own in infer.task_dirs. Needs pip install 'trainer[eval]'.
 """
 
 from __future__ import annotations
 
 from trainer.boundary import Invocation
+from trainer.commands.evaluate_tasks import TaskResults, evaluate_tasks
 from trainer.commands.usage import run_command
 from trainer.console import panel
 from trainer.inference.score import Scores
 from trainer.inference.source import Source
 
-USAGE = "trainer evaluate infer.source=RUN_OR_MODEL [infer.split=validation|train] [overrides ...]"
+USAGE = (
+    "trainer evaluate infer.source=RUN_OR_MODEL [infer.split=validation|train | infer.tasks=[TASK,...]] "
+    "[overrides ...]"
+)
 
 
 def print_scores(src: Source, scores: Scores, tracked_run: str | None) -> None:
@@ -38,7 +46,9 @@ def print_scores(src: Source, scores: Scores, tracked_run: str | None) -> None:
     panel(f"trainer evaluate: {src.label}", rows)
 
 
-def evaluate(inv: Invocation) -> Scores:
+def evaluate(inv: Invocation) -> Scores | TaskResults:
+    if inv.cfg.infer.tasks:
+        return evaluate_tasks(inv)
     from trainer.inference.load import load_model, load_tokenizer
     from trainer.inference.score import examples_for, has_answers, numerics, score
     from trainer.inference.source import resolve_source

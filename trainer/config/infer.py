@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 
 from trainer.config.base import StrictModel
 
@@ -69,6 +69,32 @@ class InferConfig(StrictModel):
         None,
         description="merge: output folder; null = <source>/merged, or <run>/model_merged for a run folder.",
     )
+    # Keys of `trainer evaluate` on lm-evaluation-harness tasks (trainer/inference/harness.py). They come
+    # after the keys above so that their validators see what was set before them.
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="evaluate: lm-evaluation-harness tasks, groups or tags run instead of scoring the data "
+        "(built in: tiny_tasks_mc, tiny_tasks_gen); [] = score the data. Needs pip install 'trainer[eval]'.",
+    )
+    num_fewshot: NonNegativeInt | None = Field(
+        None,
+        description="evaluate: examples shown before each question (with tasks); null = each task's own.",
+    )
+    limit: PositiveInt | float | None = Field(
+        None,
+        description="evaluate: with tasks, only the first N documents of each task, or a fraction 0 < X < 1 "
+        "of them; null = all.",
+    )
+    task_dirs: list[str] = Field(
+        default_factory=list,
+        description="evaluate: folders of task YAMLs of one's own (lm-eval's include_path), usable by name "
+        "in infer.tasks.",
+    )
+    apply_chat_template: bool = Field(
+        False,
+        description="evaluate: with tasks, wrap each prompt in the tokenizer's chat template (for a run "
+        "trained on chat data).",
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -76,6 +102,42 @@ class InferConfig(StrictModel):
         empty = [i for i, p in enumerate(value) if not p.strip()]
         if empty:
             raise ValueError(f"prompt {empty[0]} is empty; give each prompt some text")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_named_once(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """The data-scoring keys do nothing on harness tasks: setting one with tasks is a mistake."""
+        if any(not name.strip() for name in value):
+            raise ValueError("a task name is empty; give lm-eval task names, e.g. [tiny_tasks_mc]")
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice; name each task once")
+        if value and info.data.get("max_examples") is not None:
+            raise ValueError(
+                "infer.max_examples counts examples of the data, not of tasks; use infer.limit=N"
+            )
+        if value and info.data.get("split", "validation") != "validation":
+            raise ValueError("infer.split chooses the data scored without tasks; drop it")
+        return value
+
+    @field_validator("num_fewshot", "limit", "task_dirs", "apply_chat_template")
+    @classmethod
+    def _only_with_tasks(cls, value: object, info: ValidationInfo) -> object:
+        """These shape a run of harness tasks; without infer.tasks they would silently do nothing."""
+        unset = value is None or value is False or value == []
+        if not unset and not info.data.get("tasks"):
+            raise ValueError(
+                f"applies to lm-eval tasks only; set infer.tasks=[TASK,...], or drop infer.{info.field_name}"
+            )
+        return value
+
+    @field_validator("limit")
+    @classmethod
+    def _count_or_fraction(cls, value: int | float | None) -> int | float | None:
+        """lm-eval reads a limit below 1 as a fraction and anything else as a count (cut to an integer)."""
+        if isinstance(value, float) and not (0 < value < 1 or (value >= 1 and value.is_integer())):
+            raise ValueError("give a count N >= 1 or a fraction 0 < X < 1 of each task's documents")
         return value
 
     @field_validator("temperature", "top_p", "top_k")
