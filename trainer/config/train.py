@@ -45,7 +45,7 @@ class TrainConfig(StrictModel):
     )
     infer: InferConfig = Field(
         default_factory=InferConfig,
-        description="What the generate, evaluate and merge commands read; training ignores it.",
+        description="What the generate, chat, evaluate and merge commands read; training ignores it.",
     )
     hardware: HardwareFacts = Field(
         default_factory=HardwareFacts,
