@@ -1,6 +1,6 @@
-"""`infer:` what `trainer generate`, `evaluate` and `merge` read (keys in trainer/conf/train.yaml).
+"""`infer:` what `trainer generate`, `chat`, `evaluate` and `merge` read (keys in trainer/conf/train.yaml).
 
-Training ignores this section; it lives in the same composed config so that the three commands take the
+Training ignores this section; it lives in the same composed config so that these commands take the
 same groups and overrides as training and are validated the same way, before anything heavy loads.
 Checks that need only these keys are here; what needs the file system or the command (is the source an
 adapter? are there prompts?) is checked by the command itself (trainer/inference/).
