@@ -182,7 +182,8 @@ class Terminal:
             code = self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"still running after {timeout} s; it shows:\n{self.transcript[-3000:]}") from None
+            shows = self.transcript[-3000:]
+            raise AssertionError(f"still running after {timeout} s; it shows:\n{shows}") from None
         os.close(self.fd)
         return code
 
