@@ -75,6 +75,36 @@ def run_cli(
     )
 
 
+def start_run(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
+    """The default job as `run.name=name` under `root/outputs`, started in the background, output piped,
+    with nothing besides the model written (no checkpoints, no validation at step 0): for module-scoped
+    fixtures, where quick_overrides (function-scoped) cannot be used. `extra` sets the steps, data, etc."""
+    overrides = [
+        f"run.output_root={root / 'outputs'}",
+        f"run.name={name}",
+        "trainer.val_at_start=false",
+        "trainer.checkpoint_every=disable",
+        "trainer.save_last=false",
+        "trainer.progress_bar=false",
+        *extra,
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainer", *overrides],
+        cwd=root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish_runs(jobs: dict[str, subprocess.Popen[str]], timeout: float = 600) -> None:
+    """Wait for each of `start_run`'s jobs; a failed one fails the fixture with its output's end."""
+    for name, job in jobs.items():
+        out, _ = job.communicate(timeout=timeout)
+        assert job.returncode == 0, f"{name} run failed:\n{out[-3000:]}"
+
+
 @pytest.fixture
 def quick_overrides(tmp_path: Path) -> list[str]:
     """A few steps of the default job, writing under tmp_path, for end-to-end tests."""

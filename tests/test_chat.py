@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, invocation, run_cli
+from tests.conftest import ROOT, cli_env, finish_runs, invocation, run_cli, start_run
 from trainer.commands.chat import PROMPT
 
 pytestmark = pytest.mark.slow
@@ -60,38 +60,23 @@ def _chat_data(path: Path, records: int = 600) -> Path:
     return path
 
 
-def _train(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
-    overrides = [
-        f"run.output_root={root / 'outputs'}",
-        f"run.name={name}",
-        "trainer.val_at_start=false",
-        "trainer.checkpoint_every=disable",
-        "trainer.save_last=false",
-        "trainer.progress_bar=false",
-        "tracker=none",
-        *extra,
-    ]
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainer", *overrides],
-        cwd=root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("chat")
     data = _chat_data(root / "chat.jsonl")
     jobs = {
-        "alpaca": _train(
-            root, "alpaca", "trainer.max_steps=4", "trainer.val_every=4", "data.datasets.tiny_tasks.count=200"
+        "alpaca": start_run(
+            root,
+            "alpaca",
+            "tracker=none",
+            "trainer.max_steps=4",
+            "trainer.val_every=4",
+            "data.datasets.tiny_tasks.count=200",
         ),
-        "chat": _train(
+        "chat": start_run(
             root,
             "chat",
+            "tracker=none",
             "trainer.max_steps=30",
             "trainer.val_every=disable",
             f"data.datasets.tiny_tasks.path={data}",
@@ -99,9 +84,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             "data.validation=null",
         ),
     }
-    for name, job in jobs.items():
-        out, _ = job.communicate(timeout=600)
-        assert job.returncode == 0, f"{name} run failed:\n{out[-3000:]}"
+    finish_runs(jobs)
     return Runs(root, root / "outputs" / "default" / "alpaca", root / "outputs" / "default" / "chat")
 
 

@@ -13,7 +13,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import cli_env, invocation, load_config, run_cli
+from tests.conftest import finish_runs, invocation, load_config, run_cli, start_run
 from trainer.config import ConfigError
 from trainer.errors import UserError
 
@@ -45,37 +44,18 @@ class Runs:
         return f"sqlite:///{self.root / 'outputs' / 'mlflow.db'}"
 
 
-def _short_run(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
-    """conftest's quick_overrides (function-scoped: not usable here) cut to 6 steps, validated at the end."""
-    overrides = [
-        f"run.output_root={root / 'outputs'}",
-        f"run.name={name}",
-        "trainer.max_steps=6",
-        "trainer.val_every=6",
-        "trainer.val_at_start=false",
-        "trainer.checkpoint_every=disable",
-        "trainer.save_last=false",
-        "trainer.progress_bar=false",
-        "data.datasets.tiny_tasks.count=192",
-        *extra,
-    ]
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainer", *overrides],
-        cwd=root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+SIX_STEPS = ("trainer.max_steps=6", "trainer.val_every=6", "data.datasets.tiny_tasks.count=192")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("commands")
-    jobs = {"full": _short_run(root, "full"), "lora": _short_run(root, "lora", "peft=lora", "tracker=none")}
-    for name, job in jobs.items():
-        out, _ = job.communicate(timeout=600)
-        assert job.returncode == 0, f"{name} run failed:\n{out[-3000:]}"
+    finish_runs(
+        {
+            "full": start_run(root, "full", *SIX_STEPS),
+            "lora": start_run(root, "lora", *SIX_STEPS, "peft=lora", "tracker=none"),
+        }
+    )
     return Runs(root, root / "outputs" / "default" / "full", root / "outputs" / "default" / "lora")
 
 

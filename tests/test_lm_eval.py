@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +23,13 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import (
     ROOT,
-    cli_env,
+    finish_runs,
     free_port,
     invocation,
     load_config,
     run_cli,
     start_mlflow_server,
+    start_run,
     stop_server,
 )
 from trainer.config import ConfigError
@@ -48,29 +48,6 @@ class Trained:
     server: str
 
 
-def _short_run(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
-    overrides = [
-        f"run.output_root={root / 'outputs'}",
-        f"run.name={name}",
-        "trainer.max_steps=6",
-        "trainer.val_every=6",
-        "trainer.val_at_start=false",
-        "trainer.checkpoint_every=disable",
-        "trainer.save_last=false",
-        "trainer.progress_bar=false",
-        "data.datasets.tiny_tasks.count=192",
-        *extra,
-    ]
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainer", *overrides],
-        cwd=root,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lm_eval")
@@ -78,13 +55,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     server = start_mlflow_server(root, port)
     uri = f"http://127.0.0.1:{port}"
     try:
-        jobs = {
-            "short": _short_run(root, "short", f"tracker.uri={uri}", "tracker.system_metrics_every_s=null"),
-            "lora": _short_run(root, "lora", "peft=lora", "tracker=none"),
-        }
-        for name, job in jobs.items():
-            out, _ = job.communicate(timeout=600)
-            assert job.returncode == 0, f"{name} run failed:\n{out[-3000:]}"
+        six = ("trainer.max_steps=6", "trainer.val_every=6", "data.datasets.tiny_tasks.count=192")
+        tracked = (f"tracker.uri={uri}", "tracker.system_metrics_every_s=null")
+        finish_runs(
+            {
+                "short": start_run(root, "short", *six, *tracked),
+                "lora": start_run(root, "lora", *six, "peft=lora", "tracker=none"),
+            }
+        )
         runs = root / "outputs" / "default"
         yield Trained(root, runs / "short", runs / "lora", uri)
     finally:
