@@ -161,6 +161,9 @@ def chat(inv: Invocation) -> None:
     model = load_model(src, tokenizer)
     interactive = sys.stdin.isatty()
     if interactive:
+        # A process started in the background of a script (`cmd &`, nohup) inherits SIGINT ignored, and
+        # Python then leaves it so: Ctrl-C at the prompt would do nothing. In a terminal session it quits.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             import readline  # noqa: F401 - input() then edits lines and recalls earlier ones
         except ImportError:  # no GNU readline here: plain input() still works
