@@ -20,6 +20,7 @@ from trainer.boundary import Invocation
 from trainer.commands.evaluate_tasks import TaskResults, evaluate_tasks
 from trainer.commands.usage import run_command
 from trainer.console import panel
+from trainer.inference.preference_score import PreferenceScores
 from trainer.inference.score import Scores
 from trainer.inference.source import Source
 
@@ -46,7 +47,20 @@ def print_scores(src: Source, scores: Scores, tracked_run: str | None) -> None:
     panel(f"trainer evaluate: {src.label}", rows)
 
 
-def evaluate(inv: Invocation) -> Scores | TaskResults:
+def print_preference_scores(src: Source, scores: PreferenceScores, tracked_run: str | None) -> None:
+    cfg = src.cfg
+    rows = [(name, f"{value:.6f}") for name, value in scores.values.items()]
+    unit = "examples" if cfg.objective.method == "kto" else "pairs"
+    rows.append(
+        ("scored", f"{scores.examples:,} {unit} ({cfg.infer.split}), objective={cfg.objective.method}")
+    )
+    keys = ", ".join(scores.metrics(cfg.infer.split))
+    tracked = f"{keys} -> run {tracked_run}" if tracked_run else "not logged (tracker=none)"
+    rows.append((cfg.tracker.kind if tracked_run else "tracking", tracked))
+    panel(f"trainer evaluate: {src.label}", rows)
+
+
+def evaluate(inv: Invocation) -> Scores | PreferenceScores | TaskResults:
     if inv.cfg.infer.tasks:
         return evaluate_tasks(inv)
     from trainer.inference.load import load_model, load_tokenizer
@@ -60,10 +74,17 @@ def evaluate(inv: Invocation) -> Scores | TaskResults:
     examples = examples_for(cfg, tokenizer)  # data problems are reported before the model loads
     model = load_model(src, tokenizer)
     batch = cfg.infer.batch_size or cfg.data.eval_batch_size
+    tags = {"command": "trainer evaluate", "infer.source": src.label, "infer.split": cfg.infer.split}
+    if cfg.objective.method != "sft":
+        from trainer.inference.preference_score import score_preferences
+
+        prefs = score_preferences(cfg, model, tokenizer, examples, batch, numerics(cfg, model))
+        tracked = for_config(cfg).record_evaluation(prefs.metrics(cfg.infer.split), src.run_dir, tags)
+        print_preference_scores(src, prefs, tracked)
+        return prefs
     scores = score(model, examples, tokenizer.pad_token_id, batch, numerics(cfg, model))
     if not has_answers(cfg):
         scores = Scores(scores.loss, None, scores.examples, scores.tokens)
-    tags = {"command": "trainer evaluate", "infer.source": src.label, "infer.split": cfg.infer.split}
     tracked = for_config(cfg).record_evaluation(scores.metrics(cfg.infer.split), src.run_dir, tags)
     print_scores(src, scores, tracked)
     return scores

@@ -148,6 +148,7 @@ def make_plan(inv: Invocation) -> Plan:
 
 
 def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
+    from trainer.config.objective import DATA_KIND, reference_kind
     from trainer.models.estimate import (
         DTYPE_BYTES,
         MemoryEstimate,
@@ -169,6 +170,9 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
     shape = [getattr(mc, k, None) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads")]
     vocab = getattr(mc, "vocab_size", None)
     acts = None
+    # A pair objective runs each micro batch's chosen and rejected sequences together: twice the rows.
+    rows_per_item = 2 if DATA_KIND[cfg.objective.method] == "preference" else 1
+    reference = reference_kind(cfg.objective, cfg.peft.method)
     if all(shape) and vocab:
         layers, hidden, heads = shape
         acts = activation_bytes(
@@ -177,7 +181,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
             heads,
             vocab,
             cfg.data.sequence_len,
-            cfg.data.micro_batch,
+            cfg.data.micro_batch * rows_per_item,
             act_b,
             cfg.model.gradient_checkpointing,
         )
@@ -186,17 +190,20 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         gradients=gradient_bytes(p.trainable, trainable_b),
         optimizer=p.trainable * cfg.optimizer.state_bytes_per_param,
         activations=acts or 0,
+        reference=p.total * param_b if reference == "copy" else 0,
     )
     split = sharding(cfg.parallelism)
     mem = split.per_device(mem)
     act_text = (
-        f"activations {human_bytes(mem.activations)} (micro {cfg.data.micro_batch} x "
+        f"activations {human_bytes(mem.activations)} (micro {cfg.data.micro_batch * rows_per_item} x "
         f"{cfg.data.sequence_len} tokens, {act_b}-byte)"
         if acts is not None
         else "activations unknown"
     )
     flops, how = flops_per_token(p.total, p.trainable, full)
-    tokens = cfg.data.global_batch * cfg.data.sequence_len
+    if reference is not None:  # one more forward pass, without gradients, through the reference
+        flops, how = flops + 2 * p.total, f"{how}, + 2 x params for the reference's forward"
+    tokens = cfg.data.global_batch * cfg.data.sequence_len * rows_per_item
     rows = [
         (
             "memory",
@@ -204,8 +211,18 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         ),
         ("", f"weights {human_bytes(mem.weights)} ({param_b}-byte), gradients {human_bytes(mem.gradients)}"),
         ("", f"{cfg.optimizer.name} states {human_bytes(mem.optimizer)}, {act_text}"),
+    ]
+    if reference == "copy":
+        rows.append(("", f"reference model: a frozen copy, {human_bytes(mem.reference)} ({param_b}-byte)"))
+    elif reference == "adapters_off":
+        rows.append(("", "reference model: the base with adapters off, no second copy (0 B)"))
+    rows += [
         ("flops", f"{human_count(flops)} per token: {how}"),
-        ("", f"<= {human_count(flops * tokens)} per optimizer step (global batch x sequence_len tokens)"),
+        (
+            "",
+            f"<= {human_count(flops * tokens)} per optimizer step (global batch x sequence_len tokens"
+            + (", x 2 for chosen and rejected)" if rows_per_item == 2 else ")"),
+        ),
     ]
     if plan.mean_tokens:
         mean = flops * cfg.data.global_batch * plan.mean_tokens

@@ -112,5 +112,10 @@ class DataConfig(StrictModel):
         return self.seed if self.seed is not None else run_seed
 
     @property
+    def kind(self) -> str:  # PROVISIONAL (helper B provides the real one)
+        types = {ds.format.type for _, g in self.groups() for ds in g.values()}
+        return "preference" if "preference" in types else "kto" if "kto" in types else "sft"
+
+    @property
     def eval_batch_size(self) -> int:
         return self.eval_batch or self.micro_batch

@@ -34,8 +34,12 @@ class LoopConfig(StrictModel):
     keep_best: NonNegativeInt = Field(
         0, description="Also keep the N best checkpoints by best_metric (saved after validation); 0 = off."
     )
-    best_metric: Literal["val/loss", "val/exact_match"] | None = Field(
-        None, description="Metric that ranks checkpoints for keep_best (loss: lower is better)."
+    best_metric: (
+        Literal["val/loss", "val/exact_match", "val/rewards/accuracy", "val/rewards/margins"] | None
+    ) = Field(
+        None,
+        description="Metric that ranks checkpoints for keep_best (loss: lower is better); rewards/*: "
+        "preference objectives only.",
     )
     save_on_exception: bool = Field(True, description="Save a checkpoint when training raises.")
     precision: Precision = Field(

@@ -16,6 +16,7 @@ from trainer.config.infer import InferConfig
 from trainer.config.launcher import LauncherConfig
 from trainer.config.loop import LoopConfig
 from trainer.config.model import ModelConfig
+from trainer.config.objective import ObjectiveConfig, SftObjective
 from trainer.config.optimizer import OptimizerConfig
 from trainer.config.parallelism import ParallelismConfig
 from trainer.config.peft import PeftConfig
@@ -30,6 +31,10 @@ class TrainConfig(StrictModel):
     run: RunConfig = Field(description="Where the run lives, how it is named, its seed and tags.")
     model: ModelConfig = Field(description="Which model to train: loaded from the hub or a folder, or built.")
     data: DataConfig = Field(description="What to train on and how batches are formed.")
+    objective: ObjectiveConfig = Field(
+        default_factory=SftObjective,
+        description="What training optimises: sft (next-token loss) or a preference objective.",
+    )
     optimizer: OptimizerConfig = Field(description="The optimizer and its hyperparameters.")
     scheduler: SchedulerConfig = Field(description="The learning-rate schedule, with warmup.")
     parallelism: ParallelismConfig = Field(description="How the run is spread over devices and nodes.")

@@ -11,6 +11,8 @@ embeddings of pretrained weights (a from-scratch model is sized from the config 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,20 @@ def _quantized_placement() -> dict[str, Any]:
     """bitsandbytes quantizes as weights reach the GPU, so a quantized model is loaded straight onto this
     rank's GPU (Lightning has selected it by the time `configure_model` runs), not onto the CPU first."""
     return {"device_map": {"": torch.cuda.current_device()}}
+
+
+@contextmanager
+def seeded(seed: int, enabled: bool) -> Iterator[None]:
+    """Build under `seed` without touching the global generators: a from-scratch base that is not saved
+    in PEFT checkpoints, or a reference copy of the starting weights, must come out the same on resume
+    (and in `trainer evaluate`), whatever ran before the build."""
+    if not enabled:
+        yield
+        return
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def build_model(cfg: ModelConfig, config: Any) -> Any:

@@ -87,10 +87,11 @@ class MemoryEstimate:
     gradients: int
     optimizer: int
     activations: int
+    reference: int = 0  # a frozen reference copy (DPO/KTO with full fine-tuning); not sharded
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations
+        return self.weights + self.gradients + self.optimizer + self.activations + self.reference
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Sharding:
             gradients=part(mem.gradients, self.gradients),
             optimizer=part(mem.optimizer, self.optimizer),
             activations=mem.activations,
+            reference=mem.reference,
         )
 
 

@@ -75,6 +75,7 @@ def check_model(cfg: ModelConfig, *, weights: bool) -> None:
     folder = _local_folder("model.name_or_path", source)
     if folder is None:
         return
+    _not_a_run_or_adapter(folder, source)
     if not (folder / "config.json").is_file():
         raise UserError(
             f"model.name_or_path={source}: no config.json in this folder; a model folder holds config.json "
@@ -89,6 +90,23 @@ def check_model(cfg: ModelConfig, *, weights: bool) -> None:
         raise UserError(
             f"model.name_or_path={source}: no weights in this folder (looked for {', '.join(WEIGHT_FILES)})",
             hint=f"put the model's weights in it; for random init from its config.json, set {scratch}",
+        )
+
+
+def _not_a_run_or_adapter(folder: Path, source: str) -> None:
+    """Starting from a trained run (SFT before DPO, say) means its exported model folder, and that
+    folder must hold a whole model: an adapter would be trained under a second adapter, or not load."""
+    exported = [name for name in ("model_merged", "model") if (folder / name / "config.json").is_file()]
+    if exported and (folder / "config.yaml").is_file():
+        raise UserError(
+            f"model.name_or_path={source}: a run folder, not a model folder",
+            hint=f"use its exported model: model.name_or_path={folder / exported[0]}",
+        )
+    if (folder / "adapter_config.json").is_file():
+        raise UserError(
+            f"model.name_or_path={source}: a LoRA adapter folder; training starts from a whole model",
+            hint="merge it into its base first (trainer merge infer.source=RUN), then use the merged folder "
+            "(<run>/model_merged)",
         )
 
 

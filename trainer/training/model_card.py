@@ -58,7 +58,7 @@ def front_matter(cfg: TrainConfig, loading: Loading) -> dict[str, Any]:
     method = "full" if cfg.peft.method == "none" else cfg.peft.method
     if loading.adapter and getattr(cfg.peft, "use_dora", False):
         method = "dora"
-    tags = ["trainer", "sft", method, *(["from-scratch"] if cfg.model.from_scratch else [])]
+    tags = ["trainer", cfg.objective.method, method, *(["from-scratch"] if cfg.model.from_scratch else [])]
     meta: dict[str, Any] = {}
     base = None if cfg.model.from_scratch else hub_id(cfg.model.name_or_path)
     if base:
@@ -139,6 +139,7 @@ def _training_section(cfg: TrainConfig, facts: CardFacts) -> list[str]:
     packing = f", packed into {s.packed_rows:,} rows" if s.packed_rows is not None else ""
     tokens = f"{facts.tokens:,}" + (" (since the resume)" if facts.resumed else "")
     return [
+        f"- objective: {objective_text(cfg)}",
         f"- method: {_method(cfg)}",
         "- data:",
         "",
@@ -159,6 +160,26 @@ def _training_section(cfg: TrainConfig, facts: CardFacts) -> list[str]:
     ]
 
 
+REWARD_KEYS = ("val/rewards/accuracy", "val/rewards/margins", "val/rewards/chosen", "val/rewards/rejected")
+OBJECTIVES = {
+    "sft": "supervised fine-tuning",
+    "dpo": "DPO",
+    "orpo": "ORPO",
+    "simpo": "SimPO",
+    "kto": "KTO",
+}
+
+
+def objective_text(cfg: TrainConfig) -> str:
+    """`supervised fine-tuning`, or the preference objective with its keys (`DPO, beta 0.1, ...`)."""
+    o = cfg.objective
+    if o.method == "sft":
+        return OBJECTIVES["sft"]
+    name = "IPO" if getattr(o, "loss", None) == "ipo" else OBJECTIVES[o.method]
+    keys = ", ".join(f"{k} {v}" for k, v in o.model_dump().items() if k not in ("method", "loss"))
+    return f"{name} ({keys})"
+
+
 def _results_section(facts: CardFacts) -> list[str]:
     def cell(key: str, values: dict[str, float], percent: bool = False) -> str:
         if key not in values:
@@ -172,7 +193,16 @@ def _results_section(facts: CardFacts) -> list[str]:
         "| metric | before training | final |",
         "|---|---|---|",
         f"| val loss | {cell('val/loss', b)} | {cell('val/loss', m)} |",
-        f"| exact match | {cell('val/exact_match', b, True)} | {cell('val/exact_match', m, True)} |",
+        *(
+            [f"| exact match | {cell('val/exact_match', b, True)} | {cell('val/exact_match', m, True)} |"]
+            if "val/exact_match" in m or "val/exact_match" in b
+            else []
+        ),
+        *(
+            f"| {key[4:]} | {cell(key, b, pct)} | {cell(key, m, pct)} |"
+            for key, pct in ((k, k.endswith("accuracy")) for k in REWARD_KEYS)
+            if key in m
+        ),
         f"| train loss | | {cell('train/loss', m)} |",
     ]
 
@@ -309,7 +339,7 @@ def render(
         "",
         f"# {cfg.run.experiment}/{cfg.run.name}",
         "",
-        f"{what[0].upper()}{what[1:]} trained with trainer (supervised fine-tuning, {cfg.peft.method}).",
+        f"{what[0].upper()}{what[1:]} trained with trainer ({objective_text(cfg)}, {cfg.peft.method}).",
         "",
         "## Base model",
         "",

@@ -14,8 +14,6 @@ it), and after a resume from a checkpoint written at a validation step one step 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -23,11 +21,13 @@ import torch
 from torchmetrics import MeanMetric
 
 from trainer.config import TrainConfig
+from trainer.config.objective import reference_kind
 from trainer.data.collate import model_inputs
-from trainer.models.build import build_model
+from trainer.models.build import build_model, seeded
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.peft import apply_peft
 from trainer.models.scoring import exact_matches, token_loss
+from trainer.objectives.metrics import StatMeans, weighted_means
 from trainer.parallel import Parallel
 
 
@@ -37,19 +37,6 @@ def _plain_name(name: str) -> str:
     for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
         name = name.replace(wrapper, "")
     return name
-
-
-@contextmanager
-def _seeded(seed: int, enabled: bool) -> Iterator[None]:
-    """Build under `seed` without touching the global generators: a from-scratch base that is not saved
-    in PEFT checkpoints must come out the same on resume, whatever ran before configure_model."""
-    if not enabled:
-        yield
-        return
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 class CausalLMModule(L.LightningModule):
@@ -63,6 +50,11 @@ class CausalLMModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.val_exact_match = MeanMetric()
         self._window: list[torch.Tensor] = []  # the losses of the micro batches of the step being accumulated
+        # Preference objectives (objective != sft): the step (built with the model, as its reference may
+        # be the model itself), the metrics of the micro batches of the step, and the validation means.
+        self.preference: Any = None
+        self._stat_window: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
+        self.val_stats = StatMeans()
         # A PEFT checkpoint holds only the trainable tensors (on_save_checkpoint): on resume the frozen base
         # comes from a fresh build, and the checkpoint is loaded over it without demanding the base's keys.
         self.strict_loading = cfg.peft.method == "none"
@@ -73,8 +65,16 @@ class CausalLMModule(L.LightningModule):
             return
         self.parallel.before_model(self)
         peft = self.cfg.peft.method != "none"
-        with _seeded(self.cfg.run.seed, enabled=peft and self.cfg.model.from_scratch):
+        reference = reference_kind(self.cfg.objective, self.cfg.peft.method)
+        # A base not saved in checkpoints (PEFT) or a reference copy of the starting weights must come out
+        # of a from-scratch build the same on resume.
+        with seeded(self.cfg.run.seed, enabled=(peft or reference == "copy") and self.cfg.model.from_scratch):
             model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
+        if self.cfg.objective.method != "sft":
+            from trainer.objectives.reference import build_reference
+            from trainer.objectives.step import PreferenceStep
+
+            self.preference = PreferenceStep(self.cfg.objective, build_reference(reference, model))
         self.model = self.parallel.wrap_model(model, self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -92,7 +92,18 @@ class CausalLMModule(L.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(**model_inputs(batch), use_cache=False).logits
 
+    def _preference_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+        reference = self.preference.reference
+        if reference is not None and reference.kind == "copy":
+            reference.place_like(self.model)
+        return self.preference(self, batch)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.preference is not None:
+            loss, stats = self._preference_step(batch)
+            self._window.append(loss.detach())
+            self._stat_window.append(stats)
+            return loss
         total, count = token_loss(self(batch), batch["labels"])
         loss = total / count.clamp(min=1)
         self._window.append(loss.detach())
@@ -107,9 +118,18 @@ class CausalLMModule(L.LightningModule):
         if self._window:
             self.log("train/loss", torch.stack(self._window).mean(), prog_bar=True, logger=False)
             self._window.clear()
+        if self._stat_window:
+            for key, value in weighted_means(self._stat_window).items():
+                if key != "loss":
+                    self.log(f"train/{key}", value, logger=False)
+            self._stat_window.clear()
         self.log("train/lr", float(optimizer.param_groups[0]["lr"]), logger=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if self.preference is not None:
+            _, stats = self._preference_step(batch)
+            self.val_stats.update(stats)
+            return
         logits = self(batch)
         total, count = token_loss(logits, batch["labels"])
         self.val_loss.update(total / count.clamp(min=1), weight=count)
@@ -118,9 +138,12 @@ class CausalLMModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         """Sent to the loggers here, at the optimizer step just taken (0 before any)."""
         # compute() reduces over data-parallel ranks, so every rank logs the same global value.
-        metrics = {"val/loss": self.val_loss.compute(), "val/exact_match": self.val_exact_match.compute()}
-        self.val_loss.reset()
-        self.val_exact_match.reset()
+        if self.preference is not None:
+            metrics = {f"val/{k}": v for k, v in self.val_stats.compute().items()}
+        else:
+            metrics = {"val/loss": self.val_loss.compute(), "val/exact_match": self.val_exact_match.compute()}
+            self.val_loss.reset()
+            self.val_exact_match.reset()
         for key, value in metrics.items():
             self.log(key, value, prog_bar=True, logger=False)
         for logger in self.trainer.loggers:

@@ -13,12 +13,23 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from trainer.config.problems import Problem
-from trainer.config.rules import data, hardware, launcher, model, parallel, peft, periodic, sources, training
+from trainer.config.rules import (
+    data,
+    hardware,
+    launcher,
+    model,
+    objective,
+    parallel,
+    peft,
+    periodic,
+    sources,
+    training,
+)
 
 if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
-MODULES = (training, data, periodic, hardware, parallel, launcher, model, sources, peft)
+MODULES = (training, data, objective, periodic, hardware, parallel, launcher, model, sources, peft)
 # A run folder's config is checked again before its model is used (trainer generate/evaluate/merge),
 # maybe on another machine: by the rules about using the model, not those about how it trained.
 INFERENCE_MODULES = (data, model, peft)
