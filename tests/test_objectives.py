@@ -1,0 +1,188 @@
+"""Preference objectives end to end: the `objective` group's config errors, the reference model (no second
+copy under LoRA), the metrics a run logs, `trainer plan`'s reference memory, `trainer evaluate` on a
+preference run, and exact resume. The losses themselves are checked in test_objective_losses.py, the data
+in test_preference_data.py.
+
+Training runs are in-process `train()` calls on the tiny default with the shipped preference data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import as_invocation, load_config
+from tests.test_rules import problems_of
+from trainer.training.train import train
+
+PREFS = ["data=tiny_prefs", "trainer.progress_bar=false", "tracker=none"]
+QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.checkpoint_every=2"]
+
+
+# ---- config --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["objective=sft", "+objective.beta=1"],
+            "  objective.beta: is an option of objective=dpo or objective=orpo or objective=simpo or "
+            "objective=kto, not objective=sft; remove it, or use objective=dpo or objective=orpo or "
+            "objective=simpo or objective=kto",
+        ),
+        (
+            ["objective=orpo", "data=tiny_prefs", "+objective.reference=copy"],
+            "  objective.reference=copy: unknown key (valid under objective: beta, method)",
+        ),
+        (
+            ["objective=dpo", "data=tiny_prefs", "objective.label_smoothing=0.5"],
+            "  objective.label_smoothing=0.5: Input should be less than 0.5",
+        ),
+        (
+            ["objective=dpo"],
+            "  objective=dpo: reads preference pairs (format.type=preference), but the data is SFT datasets "
+            "(alpaca, chat, completion, input_output, pretokenized); use objective=sft for this data, or data "
+            "of the right kind (data=tiny_prefs)",
+        ),
+        (
+            ["data=tiny_prefs"],
+            "  objective=sft: reads SFT datasets (alpaca, chat, completion, input_output, pretokenized), but "
+            "the data is preference pairs (format.type=preference); use objective=dpo|orpo|simpo for this "
+            "data, or data of the right kind (data=tiny_tasks)",
+        ),
+        (
+            ["objective=dpo", "data=tiny_prefs", "objective.reference=adapters_off"],
+            "  objective.reference=adapters_off: the reference is the policy with its LoRA adapters disabled, "
+            "but peft=none trains no adapters; use peft=lora, or objective.reference=copy (a frozen copy of "
+            "the starting weights)",
+        ),
+        (
+            ["objective=dpo", "data=tiny_prefs", "parallelism=fsdp", "parallelism.accelerator=cpu"],
+            "  objective.reference=copy: a frozen reference copy is not sharded under parallelism=fsdp yet, "
+            "so every rank would hold the whole model twice; use peft=lora (the reference is the base with "
+            "adapters off), or parallelism=ddp|single",
+        ),
+        (
+            ["objective=kto", "data=tiny_kto", "data.micro_batch=1"],
+            "  data.micro_batch=1: KTO estimates its KL term from prompts paired with another example's "
+            "completion in the same micro batch, so it needs at least 2 examples per micro batch; use "
+            "data.micro_batch=2 or more",
+        ),
+        (
+            ["objective=dpo", "data=tiny_prefs", "trainer.keep_best=1", "trainer.best_metric=val/exact_match"],
+            "  trainer.best_metric=val/exact_match: objective=dpo validates on preference data, which has no "
+            "exact match; use trainer.best_metric=val/loss, val/rewards/accuracy or val/rewards/margins",
+        ),
+        (
+            ["trainer.keep_best=1", "trainer.best_metric=val/rewards/accuracy"],
+            "  trainer.best_metric=val/rewards/accuracy: reward metrics come from preference objectives; "
+            "objective=sft logs val/loss and val/exact_match; use trainer.best_metric=val/loss or "
+            "val/exact_match",
+        ),
+    ],
+)
+def test_objective_config_errors(overrides: list[str], expected: str) -> None:
+    assert expected in problems_of(overrides)
+
+
+def test_a_run_folder_is_not_a_model_folder(tmp_path: Path) -> None:
+    from trainer.errors import UserError
+    from trainer.models.sources import check_model
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}")
+    (run / "model" / "config.json").write_text("{}")
+    cfg = load_config(["model=folder", f"model.name_or_path={run}"])
+    with pytest.raises(UserError, match="a run folder, not a model folder") as info:
+        check_model(cfg.model, weights=True)
+    assert info.value.hint == f"use its exported model: model.name_or_path={run / 'model'}"
+    (run / "model" / "adapter_config.json").write_text("{}")
+    cfg = load_config(["model=folder", f"model.name_or_path={run / 'model'}"])
+    with pytest.raises(UserError, match="a LoRA adapter folder; training starts from a whole model"):
+        check_model(cfg.model, weights=True)
+
+
+def test_plan_counts_the_reference_copy() -> None:
+    from trainer.commands.plan import make_plan, render_rows
+
+    def rows(*extra: str) -> str:
+        plan = make_plan(as_invocation(load_config(list(extra))))
+        return "\n".join(f"{a} {b}" for a, b in render_rows(plan))
+
+    sft, dpo = rows(), rows("objective=dpo", "data=tiny_prefs")
+    lora = rows("objective=dpo", "data=tiny_prefs", "peft=lora")
+    params = 840_832  # the tiny model (trainer plan's own count)
+    assert f"reference model: a frozen copy, {params * 4 / 2**20:.2f} MiB (4-byte)" in dpo
+    assert "reference model: the base with adapters off, no second copy (0 B)" in lora
+    assert "reference model" not in sft and "reference model" not in rows("objective=orpo", "data=tiny_prefs")
+    assert "micro 32 x 128 tokens" in dpo  # 16 pairs = 32 rows
+
+
+# ---- training --------------------------------------------------------------------------------------------
+
+
+def _module(overrides: list[str]):
+    from trainer.models.build import hf_config, load_tokenizer
+    from trainer.parallel import for_config
+    from trainer.training.module import CausalLMModule
+
+    cfg = load_config(overrides)
+    module = CausalLMModule(cfg, hf_config(cfg.model, load_tokenizer(cfg.model)), 10, for_config(cfg))
+    module.configure_model()
+    return module
+
+
+def test_lora_dpo_keeps_no_second_copy_and_full_dpo_one_frozen_copy() -> None:
+    lora = _module(["objective=dpo", "data=tiny_prefs", "peft=lora"])
+    own = sum(p.numel() for p in lora.parameters())
+    assert lora.preference.reference.kind == "adapters_off"
+    assert lora.preference.reference.parameters() == 0
+    assert own == sum(p.numel() for p in lora.model.parameters())  # nothing beside the policy
+    full = _module(["objective=dpo", "data=tiny_prefs"])
+    ref = full.preference.reference
+    assert ref.kind == "copy" and ref.parameters() == sum(p.numel() for p in full.model.parameters())
+    assert sum(p.numel() for p in full.parameters()) == ref.parameters()  # not registered, not trained
+    assert not any(p.requires_grad for p in ref.model.parameters())
+    for (name, a), (_, b) in zip(full.model.named_parameters(), ref.model.named_parameters(), strict=True):
+        assert a.data_ptr() != b.data_ptr() and bool((a == b).all()), name  # equal values, own storage
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("objective", ["dpo", "orpo", "simpo", "kto"])
+def test_each_objective_trains_and_logs_its_rewards(tmp_path: Path, objective: str) -> None:
+    data = "data=tiny_kto" if objective == "kto" else "data=tiny_prefs"
+    cfg = load_config(
+        [
+            *QUICK,
+            data,
+            f"objective={objective}",
+            "peft=lora",
+            "trainer.max_steps=4",
+            "trainer.log_every=1",
+            f"run.output_root={tmp_path}",
+            "run.name=r",
+            "data.datasets.tiny_prefs.count=64" if objective != "kto" else "data.datasets.tiny_kto.count=64",
+        ],
+        run_dir=tmp_path / "r",
+    )
+    result = train(cfg)
+    rows = _metrics(tmp_path / "r")
+    train_rows = [r for r in rows if "train/loss" in r]
+    val = [r for r in rows if "val/loss" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"):
+        assert all(f"train/{key}" in r for r in train_rows), key
+        assert f"val/{key}" in val[-1], key
+    if objective != "kto":
+        assert 0 <= val[-1]["val/rewards/accuracy"] <= 1
+    assert "val/exact_match" not in val[-1]
+    assert result.val_loss == pytest.approx(val[-1]["val/loss"])
+    if objective in ("dpo", "kto"):  # the policy starts as the reference: every reward is 0 at step 0
+        assert val[0]["step"] == 0 and val[0]["val/rewards/chosen"] == 0 and val[0]["val/rewards/margins"] == 0
