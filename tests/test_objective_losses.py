@@ -95,6 +95,27 @@ def test_score_sequences_reads_bfloat16_logits_in_float32_and_rows_with_nothing_
     assert scores.take(slice(1, 3)).logps.tolist() == scores.logps[1:].tolist()
 
 
+def test_score_sequences_keeps_only_the_trained_positions_for_backward() -> None:
+    """With prompts masked, backward needs the float32 logits of the completion positions only, not the
+    whole [N, T, V] block a full log_softmax would keep (a 128k vocabulary makes that block the largest
+    tensor of a step). Measured on what autograd saves, not on time."""
+    rows, width, vocab, prompt = 2, 16, 1000, 12
+    logits = torch.randn(rows, width, vocab, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, vocab, (rows, width))
+    labels[:, :prompt] = IGNORE
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        score_sequences(logits, labels)
+    trained_block = rows * (width - prompt) * vocab * 4  # float32
+    assert trained_block <= sum(saved.values()) < 1.2 * trained_block
+    assert sum(saved.values()) < 0.3 * rows * (width - 1) * vocab * 4  # a full float32 log_softmax
+
+
 # --- hand-derived values -----------------------------------------------------------------------------
 
 

@@ -105,6 +105,33 @@ def _stack(first: SequenceScores, second: SequenceScores) -> SequenceScores:
     return SequenceScores(torch.cat((first.logps, second.logps)), torch.cat((first.tokens, second.tokens)))
 
 
+def test_score_sequences_equals_trl_fused_lm_head_on_a_tiny_llama() -> None:
+    """TRL 1.16 scores sequences with a fused LM head (per-token log-probs of the labels, zero where a
+    label is -100); summed per row, they are the numbers every one of its preference losses starts from."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    model = LlamaForCausalLM(config).eval()
+    add_fused_lm_head(model)
+    input_ids = torch.randint(0, 50, (3, 9))
+    labels = input_ids.masked_fill(torch.arange(9) < 3, IGNORE)  # a three-token prompt
+    labels[1, 6:] = IGNORE
+    with torch.no_grad():
+        fused = model(input_ids=input_ids, labels=labels, fused_lm_head=True).log_probs
+        scores = score_sequences(model(input_ids=input_ids).logits, labels)
+    torch.testing.assert_close(scores.logps, fused.sum(-1), **CLOSE)
+    assert scores.tokens.tolist() == (fused != 0).sum(-1).tolist() == [6, 3, 6]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("beta", [0.05, 0.1, 0.5])
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
