@@ -3,7 +3,7 @@
     layer 0  trainer.errors, trainer.config, trainer.assets     (standard library and pydantic only)
     layer 1  trainer.hub, trainer.disk, trainer.console, trainer.launch
     layer 2  trainer.boundary                                   (+ Hydra, OmegaConf)
-    layer 3  trainer.data, trainer.models
+    layer 3  trainer.data, trainer.models, trainer.objectives
     layer 4  trainer.parallel, trainer.tracking
     layer 5  trainer.training, trainer.inference
     layer 6  trainer.commands, trainer.sweeps
@@ -37,6 +37,7 @@ LAYERS = {
     "boundary": 2,
     "data": 3,
     "models": 3,
+    "objectives": 3,  # the preference losses: pure torch, called by trainer.training
     "parallel": 4,
     "tracking": 4,
     "training": 5,
