@@ -43,9 +43,9 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
         ),
         (
             ["objective=dpo"],
-            "  objective=dpo: reads preference pairs (format.type=preference), but the data is SFT datasets "
-            "(alpaca, chat, completion, input_output, pretokenized); use objective=sft for this data, or data "
-            "of the right kind (data=tiny_prefs)",
+            "  objective=dpo: reads preference pairs (format.type=preference), but the data is SFT "
+            "datasets (alpaca, chat, completion, input_output, pretokenized); use objective=sft for this "
+            "data, or data of the right kind (data=tiny_prefs)",
         ),
         (
             ["data=tiny_prefs"],
@@ -55,8 +55,8 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
         ),
         (
             ["objective=dpo", "data=tiny_prefs", "objective.reference=adapters_off"],
-            "  objective.reference=adapters_off: the reference is the policy with its LoRA adapters disabled, "
-            "but peft=none trains no adapters; use peft=lora, or objective.reference=copy (a frozen copy of "
+            "  objective.reference=adapters_off: the reference is the policy with its LoRA adapters "
+            "disabled, but peft=none trains no adapters; use peft=lora, or objective.reference=copy (a frozen copy of "
             "the starting weights)",
         ),
         (
@@ -72,7 +72,12 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
             "data.micro_batch=2 or more",
         ),
         (
-            ["objective=dpo", "data=tiny_prefs", "trainer.keep_best=1", "trainer.best_metric=val/exact_match"],
+            [
+                "objective=dpo",
+                "data=tiny_prefs",
+                "trainer.keep_best=1",
+                "trainer.best_metric=val/exact_match",
+            ],  # noqa: E501
             "  trainer.best_metric=val/exact_match: objective=dpo validates on preference data, which has no "
             "exact match; use trainer.best_metric=val/loss, val/rewards/accuracy or val/rewards/margins",
         ),
@@ -185,4 +190,5 @@ def test_each_objective_trains_and_logs_its_rewards(tmp_path: Path, objective: s
     assert "val/exact_match" not in val[-1]
     assert result.val_loss == pytest.approx(val[-1]["val/loss"])
     if objective in ("dpo", "kto"):  # the policy starts as the reference: every reward is 0 at step 0
-        assert val[0]["step"] == 0 and val[0]["val/rewards/chosen"] == 0 and val[0]["val/rewards/margins"] == 0
+        assert val[0]["step"] == 0
+        assert val[0]["val/rewards/chosen"] == 0 and val[0]["val/rewards/margins"] == 0
