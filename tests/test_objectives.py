@@ -56,8 +56,8 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
         (
             ["objective=dpo", "data=tiny_prefs", "objective.reference=adapters_off"],
             "  objective.reference=adapters_off: the reference is the policy with its LoRA adapters "
-            "disabled, but peft=none trains no adapters; use peft=lora, or objective.reference=copy (a frozen copy of "
-            "the starting weights)",
+            "disabled, but peft=none trains no adapters; use peft=lora, or objective.reference=copy "
+            "(a frozen copy of the starting weights)",
         ),
         (
             ["objective=dpo", "data=tiny_prefs", "parallelism=fsdp", "parallelism.accelerator=cpu"],
