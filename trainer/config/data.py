@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
-from trainer.config.dataset import DatasetConfig
+from trainer.config.dataset import DataKind, DatasetConfig, format_kind
 
 
 class DataConfig(StrictModel):
@@ -103,6 +103,20 @@ class DataConfig(StrictModel):
         """Config key -> path of every dataset, training and validation."""
         return {
             f"data.{group}.{name}.path": ds.path
+            for group, by_name in self.groups()
+            for name, ds in by_name.items()
+        }
+
+    @property
+    def kind(self) -> DataKind:
+        """What the run trains on: supervised text (`sft`), preference pairs or KTO examples, by the first
+        training dataset's format (a rule requires every dataset to be of the same kind)."""
+        return format_kind(next(iter(self.datasets.values())).format)
+
+    def kinds(self) -> dict[str, DataKind]:
+        """Config key (`data.datasets.x`) -> the kind of that dataset, training and validation."""
+        return {
+            f"data.{group}.{name}": format_kind(ds.format)
             for group, by_name in self.groups()
             for name, ds in by_name.items()
         }
