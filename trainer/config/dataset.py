@@ -120,8 +120,9 @@ class PromptedFormat(StrictModel):
     )
     prompt: str | None = Field(
         "prompt",
-        description="Field holding the prompt (text, or messages with template chat); null = the common "
-        "start of chosen and rejected (Anthropic HH).",
+        description="Field holding the prompt (text, or messages with template chat); null = no such field: "
+        "the messages before a response given as a list, or the common start of chosen and rejected "
+        "(Anthropic HH).",
     )
     input: str = Field("input", description="Field holding the optional alpaca input.")
     system: str = Field("system", description="Field holding an optional system prompt.")
