@@ -549,3 +549,19 @@ def test_preprocess_debug_shows_both_halves_of_a_pair(tmp_path: Path) -> None:
     out = result.stdout
     assert out.index("[chosen, ") < out.index("[rejected, ")
     assert "train tiny_prefs: 3,000 kept of 3,000 read" in out and "training set 3,000 pairs" in out
+
+
+def test_prompt_layouts_follow_the_template(tiny: Any) -> None:
+    """Export and chat treat preference data as its template: alpaca_short as alpaca, chat as chat,
+    none as raw text."""
+    from trainer.inference.conversation import mode_of
+    from trainer.training.prompt_format import prompt_format
+
+    shipped = prompt_format(load_config(["data=tiny_prefs"]), tiny)
+    assert (shipped.kind, shipped.style, shipped.format_type) == ("alpaca", "alpaca_short", "preference")
+    assert prompt_format(load_config(["data=tiny_kto"]), tiny).kind == "alpaca"
+    modes = [
+        mode_of(f)
+        for f in (PreferenceFormat(), KtoFormat(template="alpaca"), PreferenceFormat(template="none"))
+    ]
+    assert modes == ["conversation", "single", "raw"]
