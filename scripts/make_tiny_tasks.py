@@ -123,15 +123,19 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     print(f"wrote {len(rows)} records to {path}")
 
 
+def write_json_list(path: Path, rows: list[dict[str, object]]) -> None:
+    """A JSON list with one record per line: loads as one array, diffs line by line."""
+    lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+    path.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
+    print(f"wrote {len(rows)} examples to {path}")
+
+
 def main() -> None:
     validation = generate(240, seed=1)
     train = generate(6000, seed=2, exclude={(r["instruction"], r["input"]) for r in validation})
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for split, rows in (("train", train), ("validation", validation)):
-        path = OUT_DIR / f"{split}.json"
-        lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
-        path.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
-        print(f"wrote {len(rows)} examples to {path}")
+        write_json_list(OUT_DIR / f"{split}.json", rows)
     write_jsonl(LM_EVAL_DIR / "tiny_tasks.jsonl", with_choices(validation, PER_TASK, seed=3))
     write_jsonl(LM_EVAL_DIR / "tiny_tasks_fewshot.jsonl", with_choices(train, 1, seed=4))
 

@@ -44,6 +44,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shipped = ["_tiny_tasks.yaml", "tiny_tasks_mc.yaml", "tiny_tasks_gen.yaml", "tiny_tasks.jsonl"]
     shipped.append("tiny_tasks_fewshot.jsonl")  # `trainer evaluate infer.tasks=[tiny_tasks_mc]` reads all 5
     assert {f"trainer/assets/lm_eval_tasks/{name}" for name in shipped} <= set(names)
+    prefs = [
+        f"trainer/assets/data/{d}/{s}.json"
+        for d in ("tiny_prefs", "tiny_kto")
+        for s in ("train", "validation")
+    ]
+    assert {*prefs, "trainer/conf/data/tiny_prefs.yaml", "trainer/conf/data/tiny_kto.yaml"} <= set(names)
     venv = root / "venv"
     assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root).returncode == 0
     site = next((venv / "lib").glob("python*/site-packages"))

@@ -509,8 +509,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "unknown_format_type": (
         ["data.datasets.tiny_tasks.format.type=sharegpt"],
         [
-            "  data.datasets.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized); did you mean chat?",
-            "  data.validation.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized); did you mean chat?",
+            "  data.datasets.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized, preference, kto); did you mean chat?",
+            "  data.validation.tiny_tasks.format.type=sharegpt: unknown option (valid: alpaca, chat, completion, input_output, pretokenized, preference, kto); did you mean chat?",
         ],
     ),
     "chat_without_trained_roles": (

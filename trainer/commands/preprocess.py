@@ -41,7 +41,7 @@ def preprocess(inv: Invocation, debug: int, color: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from trainer.data.debug_view import show_example
+    from trainer.data.debug_view import parts, show_example
     from trainer.data.prepare import prepare_data
     from trainer.models.build import load_tokenizer
 
@@ -52,8 +52,11 @@ def preprocess(inv: Invocation, debug: int, color: bool) -> None:
     examples = data.examples
     for i in range(min(debug, len(examples))):
         console.rule(f"training example {i} ({len(examples[i]['input_ids'])} tokens)")
-        # The data's own text may look like markup ("[/INST]"): print it as text, colours from ANSI codes.
-        console.print(Text.from_ansi(show_example(examples[i], tokenizer, color=color)))
+        for title, part in parts(examples[i]):
+            if title:
+                console.print(f"[{title}, {len(part['input_ids'])} tokens]", markup=False)
+            # The data's own text may look like markup ("[/INST]"): print it as text, colours from ANSI.
+            console.print(Text.from_ansi(show_example(part, tokenizer, color=color)))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from trainer.config.base import StrictModel
-from trainer.config.dataset import DatasetConfig
+from trainer.config.dataset import DataKind, DatasetConfig, format_kind
 
 
 class DataConfig(StrictModel):
@@ -107,14 +107,23 @@ class DataConfig(StrictModel):
             for name, ds in by_name.items()
         }
 
+    @property
+    def kind(self) -> DataKind:
+        """What the run trains on: supervised text (`sft`), preference pairs or KTO examples, by the first
+        training dataset's format (a rule requires every dataset to be of the same kind)."""
+        return format_kind(next(iter(self.datasets.values())).format)
+
+    def kinds(self) -> dict[str, DataKind]:
+        """Config key (`data.datasets.x`) -> the kind of that dataset, training and validation."""
+        return {
+            f"data.{group}.{name}": format_kind(ds.format)
+            for group, by_name in self.groups()
+            for name, ds in by_name.items()
+        }
+
     def seed_or(self, run_seed: int) -> int:
         """The seed of the split and the shuffle: `data.seed`, or the run's seed when it is null."""
         return self.seed if self.seed is not None else run_seed
-
-    @property
-    def kind(self) -> str:  # PROVISIONAL (helper B provides the real one)
-        types = {ds.format.type for _, g in self.groups() for ds in g.values()}
-        return "preference" if "preference" in types else "kto" if "kto" in types else "sft"
 
     @property
     def eval_batch_size(self) -> int:

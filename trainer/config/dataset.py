@@ -108,10 +108,68 @@ class PretokenizedFormat(StrictModel):
     labels: str | None = Field("labels", description="Field holding the labels; absent = all trained.")
 
 
+class PromptedFormat(StrictModel):
+    """What the two preference layouts share: a prompt (with optional input and system) rendered by one
+    template, followed by the responses they judge. Not a format of its own."""
+
+    type: str = Field(description="The format.")
+    template: Literal["none", "alpaca", "alpaca_short", "chat"] = Field(
+        "chat",
+        description="none: prompt text then response (no template; input and system unused); alpaca / "
+        "alpaca_short: the prompt as an alpaca instruction; chat: user/assistant messages.",
+    )
+    prompt: str | None = Field(
+        "prompt",
+        description="Field holding the prompt (text, or messages with template chat); null = no such field: "
+        "the messages before a response given as a list, or the common start of chosen and rejected "
+        "(Anthropic HH).",
+    )
+    input: str = Field("input", description="Field holding the optional alpaca input.")
+    system: str = Field("system", description="Field holding an optional system prompt.")
+
+
+class PreferenceFormat(PromptedFormat):
+    type: Literal["preference"] = Field(
+        "preference", description="Pairs: a prompt, a chosen and a rejected response (DPO, ORPO, SimPO)."
+    )
+    chosen: str = Field(
+        "chosen",
+        description="Field holding the preferred response (text, or messages: the last assistant's).",
+    )
+    rejected: str = Field("rejected", description="Field holding the dispreferred response (same shape).")
+
+
+class KtoFormat(PromptedFormat):
+    type: Literal["kto"] = Field(
+        "kto", description="Unpaired examples: a prompt, a completion and whether it is desirable (KTO)."
+    )
+    completion: str = Field(
+        "completion", description="Field holding the completion (text, or messages: the last assistant's)."
+    )
+    label: str = Field("label", description="Field holding true (desirable) or false (undesirable).")
+
+
 Format = Annotated[
-    AlpacaFormat | ChatFormat | CompletionFormat | InputOutputFormat | PretokenizedFormat,
+    AlpacaFormat
+    | ChatFormat
+    | CompletionFormat
+    | InputOutputFormat
+    | PretokenizedFormat
+    | PreferenceFormat
+    | KtoFormat,
     Field(discriminator="type"),
 ]
+# What a run trains on, by the formats of its datasets: one kind per run (a rule checks).
+DataKind = Literal["sft", "preference", "kto"]
+
+
+def format_kind(fmt: StrictModel) -> DataKind:
+    """preference and kto records feed their own objectives; every other format is supervised text."""
+    if isinstance(fmt, PreferenceFormat):
+        return "preference"
+    if isinstance(fmt, KtoFormat):
+        return "kto"
+    return "sft"
 
 
 class DatasetConfig(StrictModel):

@@ -1,10 +1,15 @@
-"""Batches: what a batch holds, and the two collators that make one.
+"""Batches: what a batch holds, and the collators that make one.
 
 Every batch has `input_ids`, `labels` and `real_tokens` (the count of non-padding tokens, for
 throughput), plus how attention is kept apart: an `attention_mask` for padded examples, or
 `position_ids` that restart at each document for packed rows (and no mask, which is what makes
 transformers keep packed documents apart; a mask beside them would undo the isolation). `model_inputs`
 picks what the model takes. Which collator a loader uses is decided by `PreparedData.collator`.
+
+Preference batches are padded batches whose rows come in two halves, so one forward pass scores both:
+pairs give rows 0..P-1 chosen and P..2P-1 rejected (`pairs` = P); KTO examples give rows 0..B-1 the
+examples and B..2B-1 their KL rows (`desirable` per example). Markers (encoded.py) never leave the
+collator: labels hold token ids and IGNORE only.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.data.encoded import IGNORE
+from trainer.data.encoded import DESIRABLE, IGNORE, split_pair, unmarked
 
 Batch = dict[str, torch.Tensor]
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
@@ -25,6 +30,20 @@ def model_inputs(batch: Batch) -> Batch:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
+def padded(examples: list[dict[str, Any]], pad_id: int) -> Batch:
+    """Right-pads examples to the longest one; padding is masked out of attention and loss."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.as_tensor(np.asarray(e["input_ids"]), dtype=torch.long)
+        labels[row, :n] = torch.as_tensor(np.asarray(e["labels"]), dtype=torch.long)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "real_tokens": mask.sum()}
+
+
 class Collator:
     """Right-pads a list of examples to the longest one; padding is masked out of attention and loss."""
 
@@ -32,16 +51,53 @@ class Collator:
         self.pad_id = pad_id
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
-        width = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for row, e in enumerate(examples):
-            n = len(e["input_ids"])
-            ids[row, :n] = torch.as_tensor(e["input_ids"], dtype=torch.long)
-            labels[row, :n] = torch.as_tensor(e["labels"], dtype=torch.long)
-            mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "real_tokens": mask.sum()}
+        return padded(examples, self.pad_id)
+
+
+class PairCollator:
+    """Preference pairs -> [2P, W]: rows 0..P-1 the chosen sequences, P..2P-1 the rejected ones in the
+    same order (row i and row P+i are one pair), padded as `Collator` pads; `pairs` = P."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, pairs: list[dict[str, Any]]) -> Batch:
+        halves = [split_pair(p) for p in pairs]
+        batch = padded([c for c, _ in halves] + [r for _, r in halves], self.pad_id)
+        batch["pairs"] = torch.tensor(len(pairs))
+        return batch
+
+
+class KtoCollator:
+    """KTO examples -> [2B, W]: rows 0..B-1 the examples, rows B..2B-1 their KL rows, and `desirable`
+    [B] (bool).
+
+    Why KL rows: KTO's reference point is the policy's divergence from the reference on completions
+    that do not answer the prompt. As in TRL, KL row i is the prompt of example i followed by the
+    completion of example (i-1) mod B (cut to sequence_len at the end), labels over that completion only.
+    With B=1 a KL row is the example itself, which is why kto asks for micro_batch >= 2.
+    """
+
+    def __init__(self, pad_id: int, sequence_len: int) -> None:
+        self.pad_id, self.sequence_len = pad_id, sequence_len
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Batch:
+        rows = [
+            {"input_ids": [int(t) for t in e["input_ids"]], "labels": unmarked(e["labels"])} for e in examples
+        ]
+        # Where each completion starts: its first trained token (position 0 held the marker).
+        starts = [next((i for i, t in enumerate(r["labels"]) if t != IGNORE), len(r["labels"])) for r in rows]
+        kl = []
+        for i, (row, start) in enumerate(zip(rows, starts, strict=True)):
+            other, other_start = rows[i - 1], starts[i - 1]
+            ids = row["input_ids"][:start] + other["input_ids"][other_start:]
+            labels = [IGNORE] * start + other["labels"][other_start:]
+            kl.append({"input_ids": ids[: self.sequence_len], "labels": labels[: self.sequence_len]})
+        batch = padded(rows + kl, self.pad_id)
+        batch["desirable"] = torch.tensor(
+            [int(e["labels"][0]) == DESIRABLE for e in examples], dtype=torch.bool
+        )
+        return batch
 
 
 class PackedCollator:

@@ -2,6 +2,7 @@
 
 Why decode runs rather than tokens: the point is to read the text as the model sees it and see at a
 glance where training starts and stops (the header untrained, the content and end-of-turn trained).
+A preference pair is shown as its two halves (chosen, rejected), a KTO example with its verdict.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Any
 
-from trainer.data.encoded import IGNORE, Example
+from trainer.data.encoded import DESIRABLE, IGNORE, PAIR_START, UNDESIRABLE, Example, split_pair, unmarked
 
 GREEN, DIM, RESET = "\x1b[32m", "\x1b[2m", "\x1b[0m"
 OPEN, CLOSE = "«", "»"
@@ -43,3 +44,16 @@ def show_example(example: Example, tokenizer: Any, color: bool) -> str:
         else:
             parts.append(text if trained else f"{OPEN}{text}{CLOSE}")
     return "".join(parts)
+
+
+def parts(example: Example) -> list[tuple[str, Example]]:
+    """(title, sequence) to show, markers made IGNORE: a pair's two halves, a KTO example with its
+    verdict, any other example as it is (title '')."""
+    labels = [int(t) for t in example["labels"]]
+    if PAIR_START in labels:
+        chosen, rejected = split_pair(example)
+        return [("chosen", chosen), ("rejected", rejected)]
+    if labels and labels[0] in (DESIRABLE, UNDESIRABLE):
+        title = "desirable" if labels[0] == DESIRABLE else "undesirable"
+        return [(title, {"input_ids": list(example["input_ids"]), "labels": unmarked(labels)})]
+    return [("", example)]

@@ -19,11 +19,22 @@ from trainer.errors import UserError
 IGNORE = -100
 Example = dict[str, list[int]]  # {"input_ids": [...], "labels": [...]}, same length
 
+# Preference data lives in the same one-example-per-row set as supervised data: a pair is its chosen
+# sequence followed by its rejected one, a KTO example is one sequence. What tells the halves apart and
+# carries a KTO verdict is a marker in `labels`, at a position that is never a target (a sequence's first
+# token), so split, mix, duplicates and the cache work unchanged and no second array is stored.
+# Collators turn markers back into IGNORE before anything reaches a loss.
+PAIR_START = -101  # the label at the first token of a pair's rejected half
+DESIRABLE = -102  # the label at position 0 of a desirable KTO example
+UNDESIRABLE = -103  # ... of an undesirable one
+MARKERS = (PAIR_START, DESIRABLE, UNDESIRABLE)
+
 # Why an example can be left out; the run reports a count for each.
 DROP_REASONS = {
     "too_long": "longer than data.sequence_len",
     "no_trained_tokens": "no token left to train on",
     "empty": "empty text",
+    "identical": "chosen and rejected identical",
 }
 
 
@@ -126,6 +137,27 @@ def admit(
     stats.tokens += len(ids)
     stats.trained_tokens += trained
     return {"input_ids": list(ids), "labels": list(labels)}
+
+
+def unmarked(labels: Sequence[int]) -> list[int]:
+    """Labels with markers made IGNORE: what a loss or a label view sees."""
+    return [IGNORE if int(t) in MARKERS else int(t) for t in labels]
+
+
+def split_pair(example: dict[str, Any]) -> tuple[Example, Example]:
+    """A pair example -> (chosen, rejected), each with its markers made IGNORE."""
+    labels = [int(t) for t in example["labels"]]
+    ids = [int(t) for t in example["input_ids"]]
+    cut = labels.index(PAIR_START)
+    return (
+        {"input_ids": ids[:cut], "labels": unmarked(labels[:cut])},
+        {"input_ids": ids[cut:], "labels": unmarked(labels[cut:])},
+    )
+
+
+def trained_count(labels: Sequence[int]) -> int:
+    """Tokens that are targets: not IGNORE, not a marker, and not the first (never a target)."""
+    return sum(1 for t in labels[1:] if t != IGNORE and t not in MARKERS)
 
 
 class TokenizedSet(Sequence):

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from trainer.config.data import DataConfig
-from trainer.config.dataset import DatasetConfig
+from trainer.config.dataset import DataKind, DatasetConfig
 from trainer.console import progress
 from trainer.data import cache
-from trainer.data.collate import Collator, PackedCollator
+from trainer.data.collate import Collator, KtoCollator, PackedCollator, PairCollator
 from trainer.data.dropped import check_drops
 from trainer.data.duplicates import count_duplicates, count_in, digests, keep_in_training
 from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
@@ -45,14 +45,20 @@ class PreparedData:
     val: TokenizedSet  # validation stays unpacked, so exact match is per example
     summary: DataSummary
     packed: PackedSet | None = None  # rows of whole examples when data.packing
+    kind: DataKind = "sft"  # sft examples, preference pairs or kto examples: what the collators make
 
     @property
     def train_items(self) -> Sequence[dict[str, Any]]:
         """What the training loader yields items of: packed rows, or the examples."""
         return self.packed if self.packed is not None else self.examples
 
-    def collator(self, pad_id: int, train: bool) -> Collator | PackedCollator:
-        """Packed rows for training when packed; padded examples otherwise (validation always)."""
+    def collator(self, pad_id: int, train: bool) -> Collator | PackedCollator | PairCollator | KtoCollator:
+        """Pairs and KTO examples by their own collators (training and validation alike); otherwise packed
+        rows for training when packed, padded examples else (validation always)."""
+        if self.kind == "preference":
+            return PairCollator(pad_id)
+        if self.kind == "kto":
+            return KtoCollator(pad_id, self.summary.sequence_len)
         if train and self.packed is not None:
             return PackedCollator(pad_id)
         return Collator(pad_id)
@@ -276,6 +282,7 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
         cache=status,
         key=key,
         sequence_len=cfg.sequence_len,
+        unit="pairs" if cfg.kind == "preference" else "examples",
     )
     for line in check_drops(summary, cfg.max_dropped_fraction) + summary.warnings():
         log.warning(line)
@@ -287,7 +294,7 @@ def prepare_data(cfg: DataConfig, tokenizer: Any, seed: int, *, write_cache: boo
     if packed is not None:
         summary.packed_rows, summary.packing_efficiency = len(packed), packed.efficiency
     summary.seconds = time.perf_counter() - started
-    return PreparedData(train, val, summary, packed)
+    return PreparedData(train, val, summary, packed, cfg.kind)
 
 
 def _overfit(

@@ -32,6 +32,7 @@ class DataSummary:
     packed_rows: int | None = None
     packing_efficiency: float | None = None
     overfit: int | None = None  # data.overfit_batches: the training items kept, validated on themselves
+    unit: str = "examples"  # what one item is called: "pairs" for preference data
 
     @property
     def train_total(self) -> EncodeStats:
@@ -64,7 +65,7 @@ class DataSummary:
         )
         mix = ", ".join(f"{n} {k:,}" for n, k in self.mixed.items()) if len(self.mixed) > 1 else ""
         rows.append(
-            ("", f"training set {self.train_examples:,} examples{held}" + (f": {mix}" if mix else ""))
+            ("", f"training set {self.train_examples:,} {self.unit}{held}" + (f": {mix}" if mix else ""))
         )
         rows += [("warning", line) for line in self.warnings()]
         if self.packed_rows is not None:
@@ -96,7 +97,7 @@ class DataSummary:
     def duplicate_lines(self) -> list[str]:
         """`duplicates: 14 exact duplicate examples in data.datasets.alpaca`, per dataset that has any."""
         return [
-            f"duplicates: {s.duplicates:,} exact duplicate examples in {key}"
+            f"duplicates: {s.duplicates:,} exact duplicate {self.unit} in {key}"
             for _, key, s in self._by_key()
             if s.duplicates
         ]
@@ -104,7 +105,7 @@ class DataSummary:
     def warnings(self) -> list[str]:
         """Validation examples that also occur in the training data: kept, but said out loud."""
         return [
-            f"{s.also_in_training:,} of the {s.kept:,} examples in {key} also occur in the training data "
+            f"{s.also_in_training:,} of the {s.kept:,} {self.unit} in {key} also occur in the training data "
             "(exact duplicates), so validation partly measures memorization"
             for group, key, s in self._by_key()
             if group == "val" and s.also_in_training

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from trainer.config.dataset import AlpacaFormat, ChatFormat, Format
+from trainer.config.dataset import AlpacaFormat, ChatFormat, Format, KtoFormat, PreferenceFormat
 from trainer.inference.prompts import plain_prompt_ids, wrap_messages
 
 Mode = Literal["conversation", "single", "raw"]
@@ -30,9 +30,12 @@ NOTES: dict[Mode, str] = {
 
 
 def mode_of(fmt: Format) -> Mode:
-    if isinstance(fmt, ChatFormat) or (isinstance(fmt, AlpacaFormat) and fmt.template == "chat"):
+    """Preference and kto data count as their template: chat as conversations, alpaca as single
+    prompts, none as raw text."""
+    prompted = isinstance(fmt, AlpacaFormat | PreferenceFormat | KtoFormat)
+    if isinstance(fmt, ChatFormat) or (prompted and fmt.template == "chat"):
         return "conversation"
-    return "single" if isinstance(fmt, AlpacaFormat) else "raw"
+    return "single" if prompted and fmt.template != "none" else "raw"
 
 
 @dataclass

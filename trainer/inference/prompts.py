@@ -20,12 +20,15 @@ from trainer.config.dataset import (
     DatasetConfig,
     Format,
     InputOutputFormat,
+    KtoFormat,
+    PreferenceFormat,
     PretokenizedFormat,
 )
 from trainer.config.problems import Problem
 from trainer.errors import UserError
 
 _RAW_TEXT = (CompletionFormat, PretokenizedFormat)  # trained without a prompt: the text is the prompt
+PLAIN_PROMPT = "prompt"  # the field a plain prompt goes in for preference formats with `prompt: null`
 
 
 def training_format(cfg: TrainConfig) -> Format:
@@ -39,6 +42,8 @@ def wrap_prompt(text: str, fmt: Format) -> dict[str, Any]:
         return {fmt.instruction: text}
     if isinstance(fmt, ChatFormat):
         return wrap_messages([{"role": "user", "content": text}], fmt)
+    if isinstance(fmt, PreferenceFormat | KtoFormat):
+        return {fmt.prompt or PLAIN_PROMPT: text}
     assert isinstance(fmt, InputOutputFormat), "raw-text formats take the text itself (_text_ids)"
     return {fmt.field: [{fmt.text: text, fmt.label: False}]}
 
@@ -81,6 +86,9 @@ def plain_prompt_ids(text: str, fmt: Format, tokenizer: Any, chat_template: str 
 
     if isinstance(fmt, _RAW_TEXT):
         return _text_ids(text, tokenizer)
+    if isinstance(fmt, PreferenceFormat | KtoFormat) and fmt.prompt is None:
+        # No prompt field (it was derived from the responses): a plain prompt is the prompt text itself.
+        fmt = fmt.model_copy(update={"prompt": PLAIN_PROMPT})
     return generation_prompt_ids(wrap_prompt(text, fmt), fmt, tokenizer, chat_template)
 
 

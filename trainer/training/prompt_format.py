@@ -6,7 +6,8 @@ template. Exported as is, a model trained on alpaca prompts would be prompted in
 exactly the training prompt: for alpaca data a template made from the alpaca prompt (with the bos token
 training's tokenization put in front), for chat data the template the conversations were rendered
 with; raw-text formats (completion, pretokenized, input_output) have no prompt layout, so the exported
-tokenizer carries no template rather than a misleading one.
+tokenizer carries no template rather than a misleading one. Preference and KTO data follow their
+`template`: the alpaca ones as alpaca, chat as chat, none as raw text.
 
 The first training dataset's format decides (a mix of formats has no single prompt layout; the model
 card lists every dataset's).
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from trainer.config import TrainConfig
-from trainer.config.dataset import AlpacaFormat, ChatFormat
+from trainer.config.dataset import AlpacaFormat, ChatFormat, KtoFormat, PreferenceFormat
 from trainer.data.chat_templates import resolve_chat_template
 from trainer.data.formats import alpaca
 
@@ -54,10 +55,11 @@ def prompt_format(cfg: TrainConfig, tokenizer: Any) -> PromptFormat:
     name, dataset = next(iter(cfg.data.datasets.items()))
     fmt = dataset.format
     key = f"data.datasets.{name}"
-    if isinstance(fmt, AlpacaFormat) and fmt.template != "chat":
+    prompted = isinstance(fmt, AlpacaFormat | PreferenceFormat | KtoFormat)
+    if prompted and fmt.template in ("alpaca", "alpaca_short"):
         template = alpaca.chat_template(fmt.template, bos_expression(tokenizer))
         return PromptFormat("alpaca", key, fmt.type, template, fmt.template)
-    if isinstance(fmt, AlpacaFormat | ChatFormat):
+    if isinstance(fmt, ChatFormat) or (prompted and fmt.template == "chat"):
         return PromptFormat("chat", key, fmt.type, resolve_chat_template(cfg.data.chat_template, tokenizer))
     return PromptFormat("raw", key, fmt.type, None)
 

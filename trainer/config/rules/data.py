@@ -1,6 +1,7 @@
 """Rules on the data settings that can be checked before anything is read: local paths exist and have a
-type we read, the cache folder is a folder. Problems inside the files (bad JSON, missing fields) are
-found when the data is read, with file and line."""
+type we read, the cache folder is a folder, the datasets are of one kind (supervised, preference or
+KTO) and settings that only make sense for supervised data are not set on the others. Problems inside
+the files (bad JSON, missing fields) are found when the data is read, with file and line."""
 
 from __future__ import annotations
 
@@ -50,4 +51,55 @@ def _cache_dir_is_folder(cfg: TrainConfig) -> Problem | None:
     return None
 
 
-RULES: tuple[Rule, ...] = (_local_paths_exist, _known_file_types, _cache_dir_is_folder)
+def _one_kind(cfg: TrainConfig) -> Problem | None:
+    """A run trains one objective: supervised text, preference pairs or KTO examples have different
+    batches and losses, so a mix of them (validation included) cannot be trained or evaluated together."""
+    kinds = cfg.data.kinds()
+    first_key, first = next(iter(kinds.items()))
+    for key, kind in kinds.items():
+        if kind != first:
+            return Problem(
+                f"{key}.format.type",
+                _format_type(cfg, key),
+                f"is {kind} data, but {first_key} is {first} data; all training and validation datasets of "
+                "a run must be of one kind (supervised formats, preference, or kto)",
+                f"give {key} a {first} format, or train the two kinds in separate runs",
+            )
+    return None
+
+
+def _format_type(cfg: TrainConfig, key: str) -> str:
+    _, group, name = key.split(".")
+    return dict(cfg.data.groups())[group][name].format.type
+
+
+def _supervised_only(cfg: TrainConfig) -> Iterator[Problem]:
+    """Packing and training on prompts are supervised-data settings: preference losses compare whole
+    responses of one prompt (a pair's two halves, a KTO example and its KL row), so rows cannot mix
+    examples, and prompts are never trained."""
+    kind = cfg.data.kind
+    if kind == "sft":
+        return
+    if cfg.data.packing:
+        yield Problem(
+            "data.packing",
+            True,
+            f"packing is not supported with {kind} data (each batch row must be one whole sequence)",
+            "set data.packing=false",
+        )
+    if cfg.data.train_on_inputs:
+        yield Problem(
+            "data.train_on_inputs",
+            True,
+            f"does not apply to {kind} data: preference losses score only the responses, never the prompt",
+            "set data.train_on_inputs=false",
+        )
+
+
+RULES: tuple[Rule, ...] = (
+    _local_paths_exist,
+    _known_file_types,
+    _cache_dir_is_folder,
+    _one_kind,
+    _supervised_only,
+)

@@ -17,10 +17,21 @@ from trainer.config.dataset import (
     CompletionFormat,
     Format,
     InputOutputFormat,
+    KtoFormat,
+    PreferenceFormat,
     PretokenizedFormat,
 )
 from trainer.data.encoded import EncodeOptions, EncodeStats, Example
-from trainer.data.formats import alpaca, chat, completion, input_output, oversize, pretokenized
+from trainer.data.formats import (
+    alpaca,
+    chat,
+    completion,
+    input_output,
+    kto,
+    oversize,
+    preference,
+    pretokenized,
+)
 from trainer.data.formats.messages import conversation
 from trainer.errors import UserError
 
@@ -30,6 +41,8 @@ _ENCODERS = {
     "completion": completion.encode,
     "input_output": input_output.encode,
     "pretokenized": pretokenized.encode,
+    "preference": preference.encode,
+    "kto": kto.encode,
 }
 
 __all__ = ["encode_dataset", "generation_prompt", "generation_prompt_ids"]
@@ -62,8 +75,13 @@ def generation_prompt(record: dict, fmt: Format, tokenizer: Any, chat_template: 
     chat: the messages before a final assistant turn (all of them when another role ends the
     conversation), rendered with the generation prompt;
     input_output: the segments before the first trained one; pretokenized: the ids before the first
-    trained label, decoded. Completion text has no prompt: UserError.
+    trained label, decoded; preference and kto: the prompt, as their template renders it before a
+    response. Completion text has no prompt: UserError.
     """
+    if isinstance(fmt, PreferenceFormat):
+        return preference.generation_prompt(record, fmt, tokenizer, chat_template)
+    if isinstance(fmt, KtoFormat):
+        return kto.generation_prompt(record, fmt, tokenizer, chat_template)
     if isinstance(fmt, AlpacaFormat):
         return alpaca.generation_prompt(record, fmt, tokenizer, chat_template)
     if isinstance(fmt, ChatFormat):
@@ -82,12 +100,13 @@ def generation_prompt(record: dict, fmt: Format, tokenizer: Any, chat_template: 
 def generation_prompt_ids(record: dict, fmt: Format, tokenizer: Any, chat_template: str | None) -> list[int]:
     """The prompt's token ids exactly as at the start of a training example: alpaca prompts with the
     tokenizer's special tokens, rendered chat text without (a template writes its own bos), input_output
-    segments one by one after bos, pretokenized ids as given. Prefer this to tokenizing
+    segments one by one after bos, pretokenized ids as given; preference and kto prompts as alpaca's
+    (templates none, alpaca*) or chat's. Prefer this to tokenizing
     `generation_prompt` yourself."""
     if isinstance(fmt, PretokenizedFormat):
         return pretokenized.prompt_ids(record, fmt)
     if isinstance(fmt, InputOutputFormat):
         return input_output.generation_prompt_ids(record, fmt, tokenizer)
     text = generation_prompt(record, fmt, tokenizer, chat_template)
-    special = isinstance(fmt, AlpacaFormat) and fmt.template != "chat"
+    special = isinstance(fmt, AlpacaFormat | PreferenceFormat | KtoFormat) and fmt.template != "chat"
     return tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"]

@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from trainer.config.dataset import AlpacaFormat
-from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example, admit
+from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example
 from trainer.data.formats import chat
-from trainer.data.formats.common import eos_id, optional_text, require_record, text_field, where
+from trainer.data.formats.common import admit_each, eos_id, optional_text, require_record, text_field
 from trainer.data.formats.messages import Message
 
 PREAMBLE = {
@@ -75,18 +75,20 @@ def encode(
         convs = [(to_messages(*row), None) for row in rows]
         return chat.encode_conversations(convs, ["assistant"], tokenizer, opts, key, first_index)
     prompts = [render_prompt(ins, inp, system, fmt.template) for ins, inp, _, system in rows]
+    pairs = prompt_then_response(prompts, [row[2] for row in rows], tokenizer)
+    return admit_each(pairs, opts, key, first_index, len(records))
+
+
+def prompt_then_response(
+    prompts: list[str], responses: list[str], tokenizer: Any
+) -> list[tuple[list[int], list[int]]]:
+    """(ids, labels) per prompt: the prompt tokenized with the tokenizer's special tokens (bos) and
+    untrained, then the response tokenized on its own plus eos, trained. Tokenizing the two apart makes
+    the boundary exact whatever the tokenizer would merge across it."""
     prompt_ids = tokenizer(prompts, add_special_tokens=True, verbose=False)["input_ids"]
-    response_ids = tokenizer([row[2] for row in rows], add_special_tokens=False, verbose=False)["input_ids"]
+    response_ids = tokenizer(responses, add_special_tokens=False, verbose=False)["input_ids"]
     eos = [eos_id(tokenizer)]
-    stats = EncodeStats(read=len(records))
-    out: list[Example] = []
-    for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
-        ids = p + r + eos
-        labels = ids if opts.train_on_inputs else [IGNORE] * len(p) + r + eos
-        example = admit(ids, labels, opts, stats, where(key, first_index + i))
-        if example is not None:
-            out.append(example)
-    return out, stats
+    return [(p + r + eos, [IGNORE] * len(p) + r + eos) for p, r in zip(prompt_ids, response_ids, strict=True)]
 
 
 def generation_prompt(record: dict[str, Any], fmt: AlpacaFormat, tokenizer: Any, template: str | None) -> str:

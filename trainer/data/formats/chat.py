@@ -14,11 +14,12 @@ a header's last character with the content's first is trained).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Collection
 from typing import Any
 
 from trainer.config.dataset import ChatFormat
-from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example, admit
-from trainer.data.formats.common import where
+from trainer.data.encoded import IGNORE, EncodeOptions, EncodeStats, Example
+from trainer.data.formats.common import admit_each, where
 from trainer.data.formats.messages import Message, conversation
 from trainer.errors import UserError
 
@@ -108,6 +109,31 @@ def token_ranges(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -
     return out
 
 
+def labelled(
+    convs: list[Conversation],
+    tokenizer: Any,
+    template: str,
+    names: list[str],
+    roles: Collection[str] = ("assistant",),
+    last_only: bool = False,
+) -> list[tuple[list[int], list[int]]]:
+    """(ids, labels) per conversation: the messages of `roles` trained (content and end-of-turn), or with
+    `last_only` only the last message (a preference response: earlier assistant turns are prompt).
+    `names` name each conversation's record in errors (`data.datasets.x: example 3`)."""
+    renderers = [_Renderer(tokenizer, conv, template, name) for conv, name in zip(convs, names, strict=True)]
+    enc = tokenizer(
+        [r.full for r in renderers], return_offsets_mapping=True, add_special_tokens=False, verbose=False
+    )
+    out = []
+    for r, ids, offsets in zip(renderers, enc["input_ids"], enc["offset_mapping"], strict=True):
+        spans = [r.span(len(r.messages) - 1)] if last_only else trained_spans(r, set(roles))
+        labels = [IGNORE] * len(ids)
+        for lo, hi in token_ranges(offsets, [(a, b) for a, b in spans if b > a]):
+            labels[lo:hi] = ids[lo:hi]
+        out.append((ids, labels))
+    return out
+
+
 def encode_conversations(
     convs: list[Conversation],
     roles: list[str],
@@ -117,27 +143,9 @@ def encode_conversations(
     first_index: int = 0,
 ) -> tuple[list[Example], EncodeStats]:
     template = require_template(opts.chat_template, key)
-    renderers = [
-        _Renderer(tokenizer, conv, template, where(key, first_index + i)) for i, conv in enumerate(convs)
-    ]
-    fulls = [r.full for r in renderers]
-    enc = tokenizer(fulls, return_offsets_mapping=True, add_special_tokens=False, verbose=False)
-    stats = EncodeStats(read=len(convs))
-    out: list[Example] = []
-    trained_roles = set(roles)
-    for i, (r, ids, offsets) in enumerate(
-        zip(renderers, enc["input_ids"], enc["offset_mapping"], strict=True)
-    ):
-        if opts.train_on_inputs:
-            labels = list(ids)
-        else:
-            labels = [IGNORE] * len(ids)
-            for lo, hi in token_ranges(offsets, trained_spans(r, trained_roles)):
-                labels[lo:hi] = ids[lo:hi]
-        example = admit(ids, labels, opts, stats, where(key, first_index + i))
-        if example is not None:
-            out.append(example)
-    return out, stats
+    names = [where(key, first_index + i) for i in range(len(convs))]
+    pairs = labelled(convs, tokenizer, template, names, roles)
+    return admit_each(pairs, opts, key, first_index, len(convs))
 
 
 def encode(
