@@ -13,6 +13,7 @@ exported model per task on the 240 held-out examples with the training code's ow
     .venv/bin/python benchmarks/default_run.py --seeds 3 --write   # also store the figures and the README
     .venv/bin/python benchmarks/default_run.py --smoke             # 1 seed of 30 steps: does it still run
     .venv/bin/python benchmarks/default_run.py --seeds 1 --out F   # the figures as JSON in F too (the test)
+    .venv/bin/python benchmarks/default_run.py --seeds 1 --keep D  # keep the run folders in D
 
 Figures only, never pass/fail; the learning floor the issue asks for (median exact match >= 35 %, worst
 seed >= 30 %) is printed as met or not.
@@ -235,6 +236,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="store the figures, regenerate the README")
     parser.add_argument("--smoke", action="store_true", help="1 seed of 30 steps; never writes")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--keep", type=Path, help="write the run folders here and keep them (else a temp folder)"
+    )
     args = parser.parse_args()
     if args.smoke and args.write:
         parser.error("--smoke figures are not the default run's: nothing to write")
@@ -253,7 +257,10 @@ def main() -> None:
         },
         "seeds": [],
     }
-    with tempfile.TemporaryDirectory(prefix="bench-default-") as out:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    keep = nullcontext(str(args.keep.resolve())) if args.keep is not None else None
+    with keep or tempfile.TemporaryDirectory(prefix="bench-default-") as out:
         for i in range(seeds):
             r = run_seed(FIRST_SEED + i, Path(out), SMOKE if args.smoke else [])
             results["seeds"].append(r)

@@ -71,6 +71,9 @@ def exact_match(source: Path) -> float:
 def dpo_metrics(run: Path) -> dict[str, list[float]]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if "val/loss" in r]
+    print(
+        "DPO validation by step: " + ", ".join(f"{r['step']}: {r['val/rewards/accuracy']:.3f}" for r in val)
+    )
     keys = (
         "val/loss",
         "val/rewards/accuracy",
@@ -92,6 +95,7 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=200, help="DPO optimizer steps")
     parser.add_argument("--smoke", action="store_true", help="30 SFT + 6 DPO steps: does it still run")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     smoke = ["trainer.checkpoint_every=disable"]
     with tempfile.TemporaryDirectory(prefix="prefs-") as tmp:
@@ -133,6 +137,8 @@ def main() -> None:
     a, b = results["exact_match"]
     print(f"{'tiny_tasks exact match, teacher-forced (SFT / DPO)':58} {a:9.1%} {b:9.1%}")
     print("\npreference figures: " + json.dumps(results))
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

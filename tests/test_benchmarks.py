@@ -1,5 +1,5 @@
 """Every benchmark script runs at its smallest size (`--smoke`), so none rots when the code changes
-(default_run.py: at full size, in tests/test_default_run.py).
+(default_run.py and preference_run.py: at full size, in tests/test_default_run.py).
 
 Only that it runs to the end and prints its ratios is checked: the figures themselves are read by
 people, never asserted (benchmarks/README.md).
@@ -17,9 +17,9 @@ from tests.conftest import ROOT, cli_env
 
 pytestmark = pytest.mark.slow
 
-# default_run.py runs at full size in tests/test_default_run.py (the default run's learning test), so
-# its smoke size would only repeat a part of that.
-FULL_SIZE_ELSEWHERE = {"default_run"}
+# default_run.py and preference_run.py (DPO from the default run's model) run at full size in
+# tests/test_default_run.py (the default run's learning test), so their smoke sizes would only repeat it.
+FULL_SIZE_ELSEWHERE = {"default_run", "preference_run"}
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.stem not in FULL_SIZE_ELSEWHERE)
 # A line each script prints only once it has measured everything (a new script adds its own here).
 LAST_FIGURES = {
@@ -27,7 +27,6 @@ LAST_FIGURES = {
     "data_pipeline": "hit / build",
     "busy_machine": "busy/idle",
     "slurm_jobs": "requeue downtime",
-    "preference_run": "preference figures:",
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import as_invocation, load_config
+from tests.conftest import as_invocation, invocation, load_config
 from tests.test_rules import problems_of
 from trainer.training.train import train
 
@@ -35,7 +35,8 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
         ),
         (
             ["objective=orpo", "data=tiny_prefs", "+objective.reference=copy"],
-            "  objective.reference=copy: unknown key (valid under objective: beta, method)",
+            "  objective.reference: is an option of objective=dpo or objective=kto, not objective=orpo; "
+            "remove it, or use objective=dpo or objective=kto",
         ),
         (
             ["objective=dpo", "data=tiny_prefs", "objective.label_smoothing=0.5"],
@@ -77,7 +78,7 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
                 "data=tiny_prefs",
                 "trainer.keep_best=1",
                 "trainer.best_metric=val/exact_match",
-            ],  # noqa: E501
+            ],
             "  trainer.best_metric=val/exact_match: objective=dpo validates on preference data, which has no "
             "exact match; use trainer.best_metric=val/loss, val/rewards/accuracy or val/rewards/margins",
         ),
@@ -161,7 +162,9 @@ def _metrics(run: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("objective", ["dpo", "orpo", "simpo", "kto"])
-def test_each_objective_trains_and_logs_its_rewards(tmp_path: Path, objective: str) -> None:
+def test_each_objective_trains_logs_its_rewards_and_evaluate_reproduces_them(
+    tmp_path: Path, objective: str
+) -> None:
     data = "data=tiny_kto" if objective == "kto" else "data=tiny_prefs"
     cfg = load_config(
         [
@@ -174,6 +177,7 @@ def test_each_objective_trains_and_logs_its_rewards(tmp_path: Path, objective: s
             f"run.output_root={tmp_path}",
             "run.name=r",
             "data.datasets.tiny_prefs.count=64" if objective != "kto" else "data.datasets.tiny_kto.count=64",
+            "trainer.export_model=true",
         ],
         run_dir=tmp_path / "r",
     )
@@ -192,3 +196,42 @@ def test_each_objective_trains_and_logs_its_rewards(tmp_path: Path, objective: s
     if objective in ("dpo", "kto"):  # the policy starts as the reference: every reward is 0 at step 0
         assert val[0]["step"] == 0
         assert val[0]["val/rewards/chosen"] == 0 and val[0]["val/rewards/margins"] == 0
+
+    # `trainer evaluate` on the run folder: the same step, batches and means as the final validation.
+    from trainer.commands.evaluate import evaluate
+
+    scores = evaluate(invocation([f"infer.source={tmp_path / 'r'}"], "trainer evaluate"))
+    got = scores.metrics("validation")
+    for key, value in val[-1].items():
+        if key.startswith("val/"):
+            assert got[f"eval/{key[4:]}"] == pytest.approx(value, abs=1e-5), key
+
+
+def test_resume_with_a_reference_copy_is_exact(tmp_path: Path) -> None:
+    """Full-fine-tuning DPO from scratch: on resume the frozen reference is built again (seeded), not
+    read from the checkpoint, and must be the same starting model for the run to end where it would."""
+
+    def run(name: str, *extra: str):
+        cfg = load_config(
+            [
+                *QUICK,
+                "objective=dpo",
+                "data.datasets.tiny_prefs.count=96",
+                "trainer.max_steps=8",
+                f"run.output_root={tmp_path}",
+                f"run.name={name}",
+                *extra,
+            ],
+            run_dir=tmp_path / name,
+        )
+        return train(cfg)
+
+    straight = run("straight")
+    resumed = run("resumed", f"run.resume={tmp_path / 'straight' / 'checkpoints' / 'step-000004.ckpt'}")
+    assert resumed.val_loss == pytest.approx(straight.val_loss, abs=1e-6)
+    assert resumed.metrics["train/loss"] == pytest.approx(straight.metrics["train/loss"], abs=1e-6)
+    assert resumed.metrics["val/rewards/margins"] == pytest.approx(
+        straight.metrics["val/rewards/margins"], abs=1e-6
+    )
+    other = run("other", "run.seed=7")  # another starting model (and reference): the check can fail
+    assert other.val_loss != pytest.approx(straight.val_loss, abs=1e-6)
