@@ -56,6 +56,5 @@ def test_default_run_learns_and_dpo_after_it_prefers_the_chosen_answers(tmp_path
     assert dpo["steps"] == [0, 60] and dpo["val/rewards/accuracy"][0] == 0, dpo
     assert dpo["val/rewards/accuracy"][1] >= 0.75 and dpo["val/rewards/margins"][1] > 0.1, dpo
     assert dpo["val/loss"][1] < dpo["val/loss"][0], dpo
-    print(
-        f"DPO: held-out reward accuracy {dpo['val/rewards/accuracy'][1]:.1%}, margin {dpo['val/rewards/margins']}"
-    )
+    accuracy, margins = dpo["val/rewards/accuracy"][1], dpo["val/rewards/margins"]
+    print(f"DPO: held-out reward accuracy {accuracy:.1%}, margin {margins[0]} -> {margins[1]}")
