@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import as_invocation, invocation, load_config
+from tests.conftest import SHARED_DATA, as_invocation, invocation, load_config, run_cli
 from tests.test_rules import problems_of
 from trainer.training.train import train
 
@@ -235,3 +235,68 @@ def test_resume_with_a_reference_copy_is_exact(tmp_path: Path) -> None:
     )
     other = run("other", "run.seed=7")  # another starting model (and reference): the check can fail
     assert other.val_loss != pytest.approx(straight.val_loss, abs=1e-6)
+
+
+def _hh_records(n: int) -> list[dict]:
+    """Anthropic HH's layout (one text per side, the prompt their common start), made from real Alpaca
+    instructions when ../shared/data has them: chosen = the record's own answer, rejected = the next one's."""
+    source = SHARED_DATA / "alpaca_en_demo.json"
+    if source.exists():
+        rows = json.loads(source.read_text())[: n + 1]
+        pairs = [
+            (r["instruction"], r["output"][:300], rows[i + 1]["output"][:300]) for i, r in enumerate(rows[:n])
+        ]
+    else:
+        pairs = [(f"Name the number after {i}.", f"It is {i + 1}.", f"It is {i + 7}.") for i in range(n)]
+    return [
+        {"chosen": f"\n\nHuman: {q}\n\nAssistant: {good}", "rejected": f"\n\nHuman: {q}\n\nAssistant: {bad}"}
+        for q, good, bad in pairs
+    ]
+
+
+def test_dpo_from_the_command_line_on_a_public_layout_and_a_local_tokenizer_folder(tmp_path: Path) -> None:
+    """`python -m trainer objective=dpo peft=lora` on an HH-layout JSONL file, with Llama 2's tokenizer from
+    a local folder (the project's own tokenizer when ../shared/data is absent); the adapter loads with
+    plain PEFT."""
+    tokenizer = tmp_path / "tokenizer"
+    llama = SHARED_DATA / "llama2-tokenizer.model"
+    if llama.exists():
+        from transformers import LlamaTokenizer
+
+        tokenizer.mkdir()
+        (tokenizer / "tokenizer.model").write_bytes(llama.read_bytes())
+        LlamaTokenizer.from_pretrained(tokenizer, add_bos_token=True).save_pretrained(tokenizer)
+    else:
+        tokenizer = Path(load_config().model.tokenizer_source)
+    data = tmp_path / "hh.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _hh_records(40)))
+    fmt = "{type:preference,template:none,prompt:null,chosen:chosen,rejected:rejected}"
+    proc = run_cli(
+        [
+            "objective=dpo",
+            "peft=lora",
+            "data=tiny_prefs",
+            "~data.datasets.tiny_prefs",
+            "data.validation=null",
+            f"+data.datasets.hh={{path:{data},format:{fmt}}}",
+            "data.val_count=8",
+            "data.sequence_len=256",
+            "data.micro_batch=4",
+            "data.global_batch=8",
+            "data.eval_batch=8",
+            f"model.tokenizer={tokenizer}",
+            "trainer.max_steps=3",
+            "trainer.val_every=3",
+            "tracker=none",
+            f"run.output_root={tmp_path}",
+            "run.name=hh",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _metrics(tmp_path / "default" / "hh")
+    assert [r["step"] for r in rows if "val/rewards/accuracy" in r] == [0, 3]
+    from peft import AutoPeftModelForCausalLM
+
+    model = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "default" / "hh" / "model")
+    assert model.get_input_embeddings().num_embeddings == (32000 if llama.exists() else 384)

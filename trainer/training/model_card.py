@@ -262,6 +262,12 @@ def _loader(out: Path, loading: Loading, chat: bool) -> list[str]:
     return lines
 
 
+PLAIN_PROMPTS = (
+    "It was trained on prompts as plain text (template none), each followed by a response: prompt it with "
+    "the prompt text, and it continues with the response."
+)
+
+
 def _prompt_section(out: Path, fmt: PromptFormat, tokenizer: Any, loading: Loading) -> list[str]:
     if fmt.kind == "raw":
         how = {
@@ -270,6 +276,8 @@ def _prompt_section(out: Path, fmt: PromptFormat, tokenizer: Any, loading: Loadi
             "prompt it with text in whatever layout those ids followed.",
             "input_output": "It was trained on text segments (bos first, then the segments one after "
             "another): prompt it with the untrained segments' text, and it continues with what follows.",
+            "preference": PLAIN_PROMPTS,
+            "kto": PLAIN_PROMPTS,
         }[fmt.format_type]
         return [
             f"{how} The tokenizer carries no chat template: there is no chat layout to prompt it with "
