@@ -14,7 +14,7 @@ IS the reference, so accuracy starts at 0 by construction), and, for both models
 pairs whose chosen answer has the higher mean log-prob per token (evaluate with objective=simpo, whose
 reward is exactly that, so no reference is needed) and teacher-forced exact match on tiny_tasks.
 
-    .venv/bin/python benchmarks/preference_run.py                 # about 5 minutes on 2 idle cores
+    .venv/bin/python benchmarks/preference_run.py                 # about 6 minutes on 2 idle cores
     .venv/bin/python benchmarks/preference_run.py --sft outputs/default/RUN
     .venv/bin/python benchmarks/preference_run.py --smoke         # 30 + 6 steps: does it still run
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DPO = ["objective=dpo", "data=tiny_prefs", "peft=lora", "model=folder"]
 
 
-def cli(out: Path, args: list[str]) -> float:
-    """Run `python -m trainer ARGS` in `out`; its wall seconds."""
+def cli(out: Path, args: list[str]) -> tuple[float, str]:
+    """Run `python -m trainer ARGS` in `out`; its wall seconds and its end panel."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
     env.pop("TRAINER_DEBUG", None)
     base = [f"run.output_root={out}", "trainer.progress_bar=false", "tracker=none"]
@@ -48,7 +48,10 @@ def cli(out: Path, args: list[str]) -> float:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - started
+    from default_run import realign  # benchmarks/ is on sys.path when a script in it runs
+
+    panel = realign(proc.stdout[proc.stdout.rfind("╭─ trainer: finished") :].replace(str(out), "outputs"))
+    return time.perf_counter() - started, panel
 
 
 def evaluated(source: Path, args: list[str]) -> dict[str, float]:
@@ -93,7 +96,7 @@ def main() -> None:
     parser.add_argument(
         "--sft", type=Path, help="a finished SFT run folder to start from (else one is trained)"
     )
-    parser.add_argument("--steps", type=int, default=200, help="DPO optimizer steps")
+    parser.add_argument("--steps", type=int, default=100, help="DPO optimizer steps")
     parser.add_argument("--smoke", action="store_true", help="30 SFT + 6 DPO steps: does it still run")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -106,13 +109,14 @@ def main() -> None:
                 "run.name=sft",
                 *(smoke + ["trainer.max_steps=30", "trainer.val_every=30"] if args.smoke else []),
             ]
-            sft_wall = cli(out, sft)
+            sft_wall, _ = cli(out, sft)
             args.sft = out / "default" / "sft"
         steps = 6 if args.smoke else args.steps
         base = args.sft.resolve() / "model"
         dpo = [*DPO, f"model.name_or_path={base}", "run.name=dpo", f"trainer.max_steps={steps}", *smoke]
         dpo += [f"trainer.val_every={max(1, steps // 4)}"]
-        dpo_wall = cli(out, dpo)
+        dpo_wall, panel = cli(out, dpo)
+        print(panel)
         run = out / "default" / "dpo"
         results: dict[str, Any] = {
             "sft_wall_s": round(sft_wall, 1) if sft_wall else None,
