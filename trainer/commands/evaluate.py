@@ -30,6 +30,16 @@ USAGE = (
 )
 
 
+def show(
+    src: Source, rows: list[tuple[str, str]], metrics: dict[str, float], tracked_run: str | None
+) -> None:
+    """The panel: the rows, then where the metrics went."""
+    keys = ", ".join(metrics)
+    tracked = f"{keys} -> run {tracked_run}" if tracked_run else "not logged (tracker=none)"
+    rows.append((src.cfg.tracker.kind if tracked_run else "tracking", tracked))
+    panel(f"trainer evaluate: {src.label}", rows)
+
+
 def print_scores(src: Source, scores: Scores, tracked_run: str | None) -> None:
     cfg = src.cfg
     rows = [("loss", f"{scores.loss:.6f}"), ("perplexity", f"{scores.perplexity:.4f}")]
@@ -41,10 +51,7 @@ def print_scores(src: Source, scores: Scores, tracked_run: str | None) -> None:
     rows.append(
         ("scored", f"{scores.examples:,} examples, {scores.tokens:,} trained tokens ({cfg.infer.split})")
     )
-    keys = ", ".join(scores.metrics(cfg.infer.split))
-    tracked = f"{keys} -> run {tracked_run}" if tracked_run else "not logged (tracker=none)"
-    rows.append((cfg.tracker.kind if tracked_run else "tracking", tracked))
-    panel(f"trainer evaluate: {src.label}", rows)
+    show(src, rows, scores.metrics(cfg.infer.split), tracked_run)
 
 
 def print_preference_scores(src: Source, scores: PreferenceScores, tracked_run: str | None) -> None:
@@ -54,10 +61,7 @@ def print_preference_scores(src: Source, scores: PreferenceScores, tracked_run: 
     rows.append(
         ("scored", f"{scores.examples:,} {unit} ({cfg.infer.split}), objective={cfg.objective.method}")
     )
-    keys = ", ".join(scores.metrics(cfg.infer.split))
-    tracked = f"{keys} -> run {tracked_run}" if tracked_run else "not logged (tracker=none)"
-    rows.append((cfg.tracker.kind if tracked_run else "tracking", tracked))
-    panel(f"trainer evaluate: {src.label}", rows)
+    show(src, rows, scores.metrics(cfg.infer.split), tracked_run)
 
 
 def evaluate(inv: Invocation) -> Scores | PreferenceScores | TaskResults:
