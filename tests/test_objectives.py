@@ -67,6 +67,12 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
             "adapters off), or parallelism=ddp|single",
         ),
         (
+            ["objective=kto", "data=tiny_kto", "objective.reference=precomputed"],
+            "  objective.reference=precomputed: KTO's KL rows pair each prompt with another example's "
+            "completion as the batch falls, so their reference log-probs cannot be computed ahead; use "
+            "objective.reference=adapters_off (with peft=lora) or copy",
+        ),
+        (
             ["objective=kto", "data=tiny_kto", "data.micro_batch=1"],
             "  data.micro_batch=1: KTO estimates its KL term from prompts paired with another example's "
             "completion in the same micro batch, so it needs at least 2 examples per micro batch; use "
@@ -124,6 +130,8 @@ def test_plan_counts_the_reference_copy() -> None:
     params = 840_832  # the tiny model (trainer plan's own count)
     assert f"reference model: a frozen copy, {params * 4 / 2**20:.2f} MiB (4-byte)" in dpo
     assert "reference model: the base with adapters off, no second copy (0 B)" in lora
+    pre = rows("objective=dpo", "data=tiny_prefs", "objective.reference=precomputed")
+    assert "reference model: log-probs precomputed in one pass before the first step (0 B)" in pre
     assert "reference model" not in sft and "reference model" not in rows("objective=orpo", "data=tiny_prefs")
     assert "micro 32 x 128 tokens" in dpo  # 16 pairs = 32 rows
 
@@ -209,7 +217,10 @@ def test_each_objective_trains_logs_its_rewards_and_evaluate_reproduces_them(
 
 def test_resume_with_a_reference_copy_is_exact(tmp_path: Path) -> None:
     """Full-fine-tuning DPO from scratch: on resume the frozen reference is built again (seeded), not
-    read from the checkpoint, and must be the same starting model for the run to end where it would."""
+    read from the checkpoint, and must be the same starting model for the run to end where it would.
+    A precomputed reference gives the same run as the copy, its table travels in the checkpoints (on
+    resume the policy is no longer the starting model), and `trainer evaluate` computes it again."""
+    import torch
 
     def run(name: str, *extra: str):
         cfg = load_config(
@@ -235,6 +246,20 @@ def test_resume_with_a_reference_copy_is_exact(tmp_path: Path) -> None:
     )
     other = run("other", "run.seed=7")  # another starting model (and reference): the check can fail
     assert other.val_loss != pytest.approx(straight.val_loss, abs=1e-6)
+
+    pre = run("pre", "objective.reference=precomputed", "trainer.export_model=true")
+    for key in ("val/loss", "train/loss", "val/rewards/margins", "val/rewards/accuracy"):
+        assert pre.metrics[key] == pytest.approx(straight.metrics[key], abs=1e-5), key
+    ckpt = tmp_path / "pre" / "checkpoints" / "step-000004.ckpt"
+    table = torch.load(ckpt, weights_only=False)["reference_logps"]
+    assert table["logps"].shape == (96 + 240, 2) and bool((table["logps"] < 0).all())
+    again = run("pre-resumed", "objective.reference=precomputed", f"run.resume={ckpt}")
+    assert again.val_loss == pytest.approx(pre.val_loss, abs=1e-6)
+    from trainer.commands.evaluate import evaluate
+
+    got = evaluate(invocation([f"infer.source={tmp_path / 'pre'}"], "trainer evaluate")).metrics("validation")
+    assert got["eval/loss"] == pytest.approx(pre.val_loss, abs=1e-5)
+    assert got["eval/rewards/margins"] == pytest.approx(pre.metrics["val/rewards/margins"], abs=1e-5)
 
 
 def _hh_records(n: int) -> list[dict]:

@@ -201,7 +201,7 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         else "activations unknown"
     )
     flops, how = flops_per_token(p.total, p.trainable, full)
-    if reference is not None:  # one more forward pass, without gradients, through the reference
+    if reference in ("copy", "adapters_off"):  # one more forward pass, without gradients, per step
         flops, how = flops + 2 * p.total, f"{how}, + 2 x params for the reference's forward"
     tokens = cfg.data.global_batch * cfg.data.sequence_len * rows_per_item
     rows = [
@@ -216,6 +216,8 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         rows.append(("", f"reference model: a frozen copy, {human_bytes(mem.reference)} ({param_b}-byte)"))
     elif reference == "adapters_off":
         rows.append(("", "reference model: the base with adapters off, no second copy (0 B)"))
+    elif reference == "precomputed":
+        rows.append(("", "reference model: log-probs precomputed in one pass before the first step (0 B)"))
     rows += [
         ("flops", f"{human_count(flops)} per token: {how}"),
         (

@@ -17,12 +17,15 @@ from trainer.config.base import StrictModel
 
 # How a reference-based objective gets its reference log-probs:
 # adapters_off: the policy itself with its LoRA adapters disabled (no second copy; needs peft),
-# copy: a frozen copy of the starting model (full fine-tuning), auto: adapters_off with peft, else copy.
-Reference = Literal["auto", "adapters_off", "copy"]
+# copy: a frozen copy of the starting model (full fine-tuning), precomputed: the starting model's log-probs
+# of every pair, computed in one pass before the first step (no second copy), auto: adapters_off with
+# peft, else copy.
+Reference = Literal["auto", "adapters_off", "copy", "precomputed"]
 REFERENCE_HELP = (
     "How the frozen reference is computed: adapters_off = the policy with its LoRA adapters disabled (no "
-    "second copy in memory; needs peft), copy = a frozen copy of the starting weights, auto = adapters_off "
-    "under peft, else copy."
+    "second copy in memory; needs peft), copy = a frozen copy of the starting weights, precomputed = the "
+    "starting model's log-probs of every pair, one pass before the first step (no copy; kept in "
+    "checkpoints), auto = adapters_off under peft, else copy."
 )
 
 

@@ -65,6 +65,8 @@ class PairCollator:
         halves = [split_pair(p) for p in pairs]
         batch = padded([c for c, _ in halves] + [r for _, r in halves], self.pad_id)
         batch["pairs"] = torch.tensor(len(pairs))
+        if "index" in pairs[0]:  # numbered items (datamodule.Indexed): pair i's number
+            batch["index"] = torch.tensor([int(p["index"]) for p in pairs], dtype=torch.long)
         return batch
 
 

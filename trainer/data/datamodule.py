@@ -4,7 +4,7 @@ mid-epoch; packed rows or padded examples as `PreparedData` decides."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -15,12 +15,28 @@ from trainer.data.prepare import PreparedData, prepare_data
 from trainer.data.sampler import ShardedEpochSampler
 
 
+class Indexed(Sequence):
+    """Items with their number (`index`, from `offset`): a precomputed reference looks pairs up by it."""
+
+    def __init__(self, items: Sequence[dict[str, Any]], offset: int) -> None:
+        self.items, self.offset = items, offset
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        return {**self.items[i], "index": self.offset + i}
+
+
 class InstructionDataModule(L.LightningDataModule):
-    def __init__(self, cfg: DataConfig, tokenizer: Any, seed: int) -> None:
+    def __init__(self, cfg: DataConfig, tokenizer: Any, seed: int, indexed: bool = False) -> None:
+        """`indexed`: batches carry each item's number (training items from 0, validation items after
+        them), for an objective that looks up precomputed reference log-probs."""
         super().__init__()
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.seed = cfg.seed_or(seed)
+        self.indexed = indexed
         self._prepared: PreparedData | None = None
 
     def prepare(self) -> PreparedData:
@@ -71,11 +87,34 @@ class InstructionDataModule(L.LightningDataModule):
             prefetch_factor=self.cfg.prefetch_factor,
         )
 
+    def _numbered(self) -> tuple[Sequence[Any], Sequence[Any]]:
+        train, val = self.prepared.train_items, self.prepared.val
+        if not self.indexed:
+            return train, val
+        return Indexed(train, 0), Indexed(val, len(train))
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.prepared.train_items, self.cfg.micro_batch, shuffle=True)
+        return self._loader(self._numbered()[0], self.cfg.micro_batch, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        val = self.prepared.val
+        val = self._numbered()[1]
         if not len(val):
             return []
         return self._loader(val, self.cfg.eval_batch_size, shuffle=False)
+
+    def every_item(self) -> tuple[Iterator[dict[str, Any]], int]:
+        """Every training and validation item in numbered batches, in order, on every rank (a pass that
+        all ranks make in step), and how many items there are."""
+        train, val = (
+            Indexed(self.prepared.train_items, 0),
+            Indexed(self.prepared.val, len(self.prepared.train_items)),
+        )
+        collate = self.prepared.collator(self.tokenizer.pad_token_id, train=False)
+        size = self.cfg.eval_batch_size
+
+        def batches() -> Iterator[dict[str, Any]]:
+            for items in (train, val):
+                for start in range(0, len(items), size):
+                    yield collate([items[i] for i in range(start, min(start + size, len(items)))])
+
+        return batches(), len(train) + len(val)

@@ -2,8 +2,8 @@
 
 The same step (trainer/objectives/step.py), the same batches and the same count-weighted means, so
 `trainer evaluate` on a run reproduces its final `val/loss` and `val/rewards/*`. The reference is rebuilt
-as training built it: the loaded adapter model with its adapters off, or a copy of the starting model
-(its folder, or the seeded from-scratch build).
+as training built it: the loaded adapter model with its adapters off, or the starting model (its folder,
+or the seeded from-scratch build) for a copy or a precomputed table (whose values it computes again).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def score_preferences(
     reference: AdaptersOff | FrozenCopy | None = None
     if kind == "adapters_off":
         reference = AdaptersOff(model)
-    elif kind == "copy":
+    elif kind in ("copy", "precomputed"):  # a precomputed table holds the starting model's log-probs
         reference = FrozenCopy(starting_model(cfg, tokenizer), copy=False)
         reference.place_like(model)
     step = PreferenceStep(cfg.objective, reference)

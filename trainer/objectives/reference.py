@@ -1,21 +1,27 @@
 """The frozen reference model of DPO, IPO and KTO: where its log-probs come from.
 
-Two ways, chosen by `objective.reference` (trainer/config/objective.py):
+Three ways, chosen by `objective.reference` (trainer/config/objective.py):
 - `AdaptersOff`: under LoRA the reference is the policy itself with its adapters disabled, so no second
   copy of the model is held: the frozen base IS the starting model.
 - `FrozenCopy`: for full fine-tuning, a copy of the starting weights taken before training, frozen and
   kept out of the LightningModule's module tree, so it is neither trained, nor checkpointed, nor wrapped
   by the strategy. On resume it is taken again from the same source (the model folder, or the seeded
   from-scratch build), so the reference of a resumed run is the one it started with.
+- `Precomputed`: the starting model's log-probs of every pair (training and validation), computed by the
+  policy itself in one pass before its first step and looked up by each pair's index in its set: no
+  second copy, at the price of one forward pass over the data. The table is kept in checkpoints, as on
+  resume the policy is no longer the starting model.
 """
 
 from __future__ import annotations
 
 import copy as _copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+
+from trainer.objectives.losses import SequenceScores, score_sequences
 
 Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # a batch -> logits
 
@@ -39,6 +45,9 @@ class AdaptersOff:
     def logits(self, policy: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad(), self.model.disable_adapter():
             return policy(batch)
+
+    def scores(self, policy: Forward, batch: dict[str, torch.Tensor]) -> SequenceScores:
+        return score_sequences(self.logits(policy, batch), batch["labels"])
 
     def parameters(self) -> int:
         """Parameters held for the reference alone: none."""
@@ -67,15 +76,63 @@ class FrozenCopy:
         with torch.no_grad():
             return self.model(**model_inputs(batch), use_cache=False).logits
 
+    def scores(self, policy: Forward, batch: dict[str, torch.Tensor]) -> SequenceScores:
+        return score_sequences(self.logits(policy, batch), batch["labels"])
+
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
 
-Reference = AdaptersOff | FrozenCopy
+class Precomputed:
+    """Reference log-probs of pairs, by index: row i of `logps` / `tokens` holds pair i's chosen and
+    rejected sums (training pairs first, then validation pairs, as the data module numbers them)."""
+
+    kind = "precomputed"
+
+    def __init__(self) -> None:
+        self.logps: torch.Tensor | None = None  # [N, 2] float32
+        self.tokens: torch.Tensor | None = None  # [N, 2]
+
+    @property
+    def filled(self) -> bool:
+        return self.logps is not None
+
+    def fill(self, policy: Forward, batches: Iterable[dict[str, torch.Tensor]], total: int) -> None:
+        """One pass of the (starting) policy over every pair, without gradients; `batches` carry `index`."""
+        logps = torch.zeros(total, 2)
+        tokens = torch.zeros(total, 2, dtype=torch.long)
+        with torch.no_grad():
+            for batch in batches:
+                got = score_sequences(policy(batch), batch["labels"])
+                index, pairs = batch["index"].cpu(), batch["index"].numel()
+                logps[index] = got.logps.detach().float().cpu().view(2, pairs).T
+                tokens[index] = got.tokens.detach().cpu().view(2, pairs).T
+        self.logps, self.tokens = logps, tokens
+
+    def scores(self, policy: Forward, batch: dict[str, torch.Tensor]) -> SequenceScores:
+        assert self.logps is not None and self.tokens is not None, "fill() first"
+        index = batch["index"].cpu()
+        device = batch["input_ids"].device
+        logps = self.logps[index].T.reshape(-1).to(device)  # chosen rows, then rejected rows
+        return SequenceScores(logps=logps, tokens=self.tokens[index].T.reshape(-1).to(device))
+
+    def state(self) -> dict[str, torch.Tensor] | None:
+        return None if self.logps is None else {"logps": self.logps, "tokens": self.tokens}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        self.logps, self.tokens = state["logps"], state["tokens"]
+
+    def parameters(self) -> int:
+        return 0
+
+
+Reference = AdaptersOff | FrozenCopy | Precomputed
 
 
 def build_reference(kind: str | None, model: torch.nn.Module) -> Reference | None:
-    """`kind` is `reference_kind(objective, peft)`: adapters_off | copy | None (no reference)."""
+    """`kind` is `reference_kind(objective, peft)`: adapters_off | copy | precomputed | None (none)."""
     if kind is None:
         return None
+    if kind == "precomputed":
+        return Precomputed()
     return AdaptersOff(model) if kind == "adapters_off" else FrozenCopy(model)

@@ -57,7 +57,7 @@ class PreferenceStep:
         method = self.cfg.method
         if method == "dpo":
             assert self.reference is not None
-            ref = score_sequences(self.reference.logits(policy, batch), batch["labels"])
+            ref = self.reference.scores(policy, batch)
             out = losses.dpo_loss(
                 pc,
                 pr,
@@ -96,7 +96,7 @@ class PreferenceStep:
         policy_scores = self._scores(policy, examples)
         with torch.no_grad():
             policy_kl = self._scores(policy, mismatched)
-        ref_both = score_sequences(self.reference.logits(policy, batch), batch["labels"])
+        ref_both = self.reference.scores(policy, batch)
         out = losses.kto_loss(
             policy_scores,
             ref_both.take(slice(0, n)),

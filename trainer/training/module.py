@@ -68,7 +68,8 @@ class CausalLMModule(L.LightningModule):
         reference = reference_kind(self.cfg.objective, self.cfg.peft.method)
         # A base not saved in checkpoints (PEFT) or a reference copy of the starting weights must come out
         # of a from-scratch build the same on resume.
-        with seeded(self.cfg.run.seed, enabled=(peft or reference == "copy") and self.cfg.model.from_scratch):
+        copies = reference in ("copy", "precomputed")  # the starting model is needed again (evaluate)
+        with seeded(self.cfg.run.seed, enabled=(peft or copies) and self.cfg.model.from_scratch):
             model = apply_peft(build_model(self.cfg.model, self.hf_config), self.cfg.peft)
         if self.cfg.objective.method != "sft":
             from trainer.objectives.reference import build_reference
@@ -77,10 +78,23 @@ class CausalLMModule(L.LightningModule):
             self.preference = PreferenceStep(self.cfg.objective, build_reference(reference, model))
         self.model = self.parallel.wrap_model(model, self)
 
+    def _precomputed(self) -> Any:
+        reference = self.preference.reference if self.preference is not None else None
+        return reference if reference is not None and reference.kind == "precomputed" else None
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        table = checkpoint.get("reference_logps")
+        if table is not None and self._precomputed() is not None:
+            self._precomputed().load(table)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """PEFT runs keep only what trains (adapters, modules_to_save) plus the optimizer state: the frozen
         base is rebuilt on resume, from its hub id or local folder, or for a from-scratch base from the
-        seed (configure_model). Checkpoints read back key by key (sharded ones) keep every key."""
+        seed (configure_model). Checkpoints read back key by key (sharded ones) keep every key. A
+        precomputed reference's table goes along: on resume the policy is no longer the starting model."""
+        precomputed = self._precomputed()
+        if precomputed is not None and precomputed.filled:
+            checkpoint["reference_logps"] = precomputed.state()
         if self.cfg.peft.method == "none" or self.parallel.checkpoint_keeps_every_key:
             return
         state = checkpoint["state_dict"]
@@ -96,7 +110,20 @@ class CausalLMModule(L.LightningModule):
         reference = self.preference.reference
         if reference is not None and reference.kind == "copy":
             reference.place_like(self.model)
+        if reference is not None and reference.kind == "precomputed" and not reference.filled:
+            self._precompute_reference(reference)
         return self.preference(self, batch)
+
+    def _precompute_reference(self, reference: Any) -> None:
+        """The starting policy's log-probs of every pair, at its first step (or first validation): every
+        rank runs the same pass, so sharded strategies stay in step. A resumed run has the table from its
+        checkpoint instead (on_load_checkpoint), since its policy is no longer the starting model."""
+        batches, total = self.trainer.datamodule.every_item()
+        training = self.model.training
+        self.model.eval()
+        on_device = ({k: v.to(self.device) for k, v in b.items()} for b in batches)
+        reference.fill(self, on_device, total)
+        self.model.train(training)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.preference is not None:

@@ -22,6 +22,7 @@ import yaml
 from lightning.pytorch.utilities import rank_zero_only
 
 from trainer.config import TrainConfig
+from trainer.config.objective import reference_kind
 from trainer.config.period import enabled, every_n, fires
 from trainer.config.redact import redact_tree
 from trainer.config.steps import StepCount, count_steps
@@ -182,7 +183,8 @@ def already_complete(cfg: TrainConfig, run_dir: Path, saved: Saved) -> bool:
 def prepare_inputs(cfg: TrainConfig) -> Inputs:
     tokenizer = load_tokenizer(cfg.model)
     model_config = hf_config(cfg.model, tokenizer)
-    data = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed)
+    precomputed = reference_kind(cfg.objective, cfg.peft.method) == "precomputed"
+    data = InstructionDataModule(cfg.data, tokenizer, cfg.run.seed, indexed=precomputed)
     prepared = data.prepare()
     steps = count_steps(cfg, len(prepared.train_items))
     params = meta_param_counts(cfg.model, model_config, cfg.peft)

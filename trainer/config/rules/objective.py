@@ -62,6 +62,18 @@ def _copy_is_not_sharded(cfg: TrainConfig) -> Problem | None:
     )
 
 
+def _kto_reference_is_not_precomputed(cfg: TrainConfig) -> Problem | None:
+    if cfg.objective.method != "kto" or cfg.objective.reference != "precomputed":
+        return None
+    return Problem(
+        "objective.reference",
+        "precomputed",
+        "KTO's KL rows pair each prompt with another example's completion as the batch falls, so their "
+        "reference log-probs cannot be computed ahead",
+        "use objective.reference=adapters_off (with peft=lora) or copy",
+    )
+
+
 def _kto_needs_a_mismatch(cfg: TrainConfig) -> Problem | None:
     if cfg.objective.method != "kto" or cfg.data.micro_batch >= 2:
         return None
@@ -98,5 +110,6 @@ RULES = (
     _reference_needs_adapters,
     _copy_is_not_sharded,
     _kto_needs_a_mismatch,
+    _kto_reference_is_not_precomputed,
     _best_metric_exists,
 )
