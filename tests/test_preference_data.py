@@ -478,7 +478,7 @@ def test_ultrafeedback_and_hh_layouts_through_prepare_data(tmp_path: Path, tiny:
 
 
 def test_kto_set_through_prepare_data_picks_the_kto_collator(tiny: Any) -> None:
-    cfg = load_config(["data=tiny_kto", "data.cache=false"]).data
+    cfg = load_config(["data=tiny_kto", "objective=kto", "data.cache=false"]).data
     data = prepare_data(cfg, tiny, seed=1)
     assert data.kind == "kto" and isinstance(data.collator(0, train=True), KtoCollator)
     s = data.summary.train["tiny_kto"]
@@ -498,12 +498,14 @@ def problems_of(overrides: list[str]) -> list[str]:
 
 def test_data_kind() -> None:
     assert load_config().data.kind == "sft"
-    assert load_config(["data=tiny_prefs"]).data.kind == "preference"
-    assert load_config(["data=tiny_kto"]).data.kind == "kto"
+    assert load_config(["data=tiny_prefs", "objective=dpo"]).data.kind == "preference"
+    assert load_config(["data=tiny_kto", "objective=kto"]).data.kind == "kto"
 
 
 def test_mixed_kinds_are_refused() -> None:
-    lines = problems_of(["data=tiny_prefs", "data.validation.tiny_prefs.format={type:alpaca}"])
+    lines = problems_of(
+        ["data=tiny_prefs", "objective=dpo", "data.validation.tiny_prefs.format={type:alpaca}"]
+    )
     assert lines == [
         "  data.validation.tiny_prefs.format.type=alpaca: is sft data, but data.datasets.tiny_prefs is "
         "preference data; all training and validation datasets of a run must be of one kind (supervised "
@@ -513,11 +515,11 @@ def test_mixed_kinds_are_refused() -> None:
 
 
 def test_packing_and_train_on_inputs_are_refused_for_preference_data() -> None:
-    assert problems_of(["data=tiny_prefs", "data.packing=true"]) == [
+    assert problems_of(["data=tiny_prefs", "objective=dpo", "data.packing=true"]) == [
         "  data.packing=True: packing is not supported with preference data (each batch row must be one "
         "whole sequence); set data.packing=false"
     ]
-    assert problems_of(["data=tiny_kto", "data.train_on_inputs=true"]) == [
+    assert problems_of(["data=tiny_kto", "objective=kto", "data.train_on_inputs=true"]) == [
         "  data.train_on_inputs=True: does not apply to kto data: preference losses score only the "
         "responses, never the prompt; set data.train_on_inputs=false"
     ]
@@ -544,7 +546,9 @@ def test_shipped_sets_are_what_the_script_makes(tmp_path: Path) -> None:
 
 
 def test_preprocess_debug_shows_both_halves_of_a_pair(tmp_path: Path) -> None:
-    result = run_cli(["preprocess", "data=tiny_prefs", "--debug", "1", "--plain"], cwd=tmp_path)
+    result = run_cli(
+        ["preprocess", "data=tiny_prefs", "objective=dpo", "--debug", "1", "--plain"], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.index("[chosen, ") < out.index("[rejected, ")
@@ -557,9 +561,9 @@ def test_prompt_layouts_follow_the_template(tiny: Any) -> None:
     from trainer.inference.conversation import mode_of
     from trainer.training.prompt_format import prompt_format
 
-    shipped = prompt_format(load_config(["data=tiny_prefs"]), tiny)
+    shipped = prompt_format(load_config(["data=tiny_prefs", "objective=dpo"]), tiny)
     assert (shipped.kind, shipped.style, shipped.format_type) == ("alpaca", "alpaca_short", "preference")
-    assert prompt_format(load_config(["data=tiny_kto"]), tiny).kind == "alpaca"
+    assert prompt_format(load_config(["data=tiny_kto", "objective=kto"]), tiny).kind == "alpaca"
     modes = [
         mode_of(f)
         for f in (PreferenceFormat(), KtoFormat(template="alpaca"), PreferenceFormat(template="none"))

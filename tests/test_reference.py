@@ -26,6 +26,7 @@ SECTIONS = {
     "model",
     "launcher",
     "data",
+    "objective",
     "optimizer",
     "scheduler",
     "parallelism",
@@ -113,7 +114,13 @@ def test_json_schema() -> None:
     schema = json.loads(json.dumps(json_schema()))
     assert set(schema["properties"]) == SECTIONS
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == SECTIONS - {"hardware", "gc", "profiler", "infer"}  # all have defaults
+    assert set(schema["required"]) == SECTIONS - {
+        "hardware",
+        "gc",
+        "profiler",
+        "infer",
+        "objective",
+    }  # defaults
 
 
 @pytest.mark.slow
