@@ -43,6 +43,11 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
             "  objective.label_smoothing=0.5: Input should be less than 0.5",
         ),
         (
+            ["objective=dpo", "data=tiny_prefs", "objective.loss=ipo", "objective.label_smoothing=0.1"],
+            "  objective.label_smoothing=0.1: label smoothing applies to the sigmoid (DPO) loss, not to IPO's "
+            "squared loss; set objective.label_smoothing=0, or objective.loss=sigmoid",
+        ),
+        (
             ["objective=dpo"],
             "  objective=dpo: reads preference pairs (format.type=preference), but the data is SFT "
             "datasets (alpaca, chat, completion, input_output, pretokenized); use objective=sft for this "

@@ -62,6 +62,18 @@ def _copy_is_not_sharded(cfg: TrainConfig) -> Problem | None:
     )
 
 
+def _smoothing_is_for_sigmoid(cfg: TrainConfig) -> Problem | None:
+    o = cfg.objective
+    if o.method != "dpo" or o.loss != "ipo" or o.label_smoothing == 0:
+        return None
+    return Problem(
+        "objective.label_smoothing",
+        o.label_smoothing,
+        "label smoothing applies to the sigmoid (DPO) loss, not to IPO's squared loss",
+        "set objective.label_smoothing=0, or objective.loss=sigmoid",
+    )
+
+
 def _kto_reference_is_not_precomputed(cfg: TrainConfig) -> Problem | None:
     if cfg.objective.method != "kto" or cfg.objective.reference != "precomputed":
         return None
@@ -110,6 +122,7 @@ RULES = (
     _reference_needs_adapters,
     _copy_is_not_sharded,
     _kto_needs_a_mismatch,
+    _smoothing_is_for_sigmoid,
     _kto_reference_is_not_precomputed,
     _best_metric_exists,
 )
