@@ -44,8 +44,8 @@ QUICK = [*PREFS, "trainer.export_model=false", "trainer.val_every=4", "trainer.c
         ),
         (
             ["objective=dpo", "data=tiny_prefs", "objective.loss=ipo", "objective.label_smoothing=0.1"],
-            "  objective.label_smoothing=0.1: label smoothing applies to the sigmoid (DPO) loss, not to IPO's "
-            "squared loss; set objective.label_smoothing=0, or objective.loss=sigmoid",
+            "  objective.label_smoothing=0.1: label smoothing applies to the sigmoid (DPO) loss, not to "
+            "IPO's squared loss; set objective.label_smoothing=0, or objective.loss=sigmoid",
         ),
         (
             ["objective=dpo"],
