@@ -126,3 +126,9 @@ class PackedCollator:
             positions[row, n:] -= n  # the pad pseudo-document counts from 0
         real = torch.tensor(sum(len(r["input_ids"]) for r in rows))
         return {"input_ids": ids, "labels": labels, "position_ids": positions, "real_tokens": real}
+
+
+def preference_collator(kind: str, pad_id: int, sequence_len: int) -> PairCollator | KtoCollator:
+    """The collator of preference data (`DataConfig.kind`): pairs, or KTO examples with their KL rows;
+    training, validation and `trainer evaluate` all batch it this way."""
+    return KtoCollator(pad_id, sequence_len) if kind == "kto" else PairCollator(pad_id)

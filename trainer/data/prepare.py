@@ -25,7 +25,13 @@ from trainer.config.data import DataConfig
 from trainer.config.dataset import DataKind, DatasetConfig
 from trainer.console import progress
 from trainer.data import cache
-from trainer.data.collate import Collator, KtoCollator, PackedCollator, PairCollator
+from trainer.data.collate import (
+    Collator,
+    KtoCollator,
+    PackedCollator,
+    PairCollator,
+    preference_collator,
+)
 from trainer.data.dropped import check_drops
 from trainer.data.duplicates import count_duplicates, count_in, digests, keep_in_training
 from trainer.data.encoded import EncodeOptions, EncodeStats, TokenizedSet
@@ -55,10 +61,8 @@ class PreparedData:
     def collator(self, pad_id: int, train: bool) -> Collator | PackedCollator | PairCollator | KtoCollator:
         """Pairs and KTO examples by their own collators (training and validation alike); otherwise packed
         rows for training when packed, padded examples else (validation always)."""
-        if self.kind == "preference":
-            return PairCollator(pad_id)
-        if self.kind == "kto":
-            return KtoCollator(pad_id, self.summary.sequence_len)
+        if self.kind != "sft":
+            return preference_collator(self.kind, pad_id, self.summary.sequence_len)
         if train and self.packed is not None:
             return PackedCollator(pad_id)
         return Collator(pad_id)

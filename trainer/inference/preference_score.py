@@ -45,7 +45,7 @@ def score_preferences(
     import torch
 
     from trainer.config.objective import reference_kind
-    from trainer.data.collate import KtoCollator, PairCollator, model_inputs
+    from trainer.data.collate import model_inputs, preference_collator
     from trainer.objectives.metrics import weighted_means
     from trainer.objectives.reference import AdaptersOff, FrozenCopy
     from trainer.objectives.step import PreferenceStep
@@ -59,7 +59,7 @@ def score_preferences(
         reference.place_like(model)
     step = PreferenceStep(cfg.objective, reference)
     pad = tokenizer.pad_token_id
-    collate = KtoCollator(pad, cfg.data.sequence_len) if cfg.objective.method == "kto" else PairCollator(pad)
+    collate = preference_collator(cfg.data.kind, pad, cfg.data.sequence_len)
 
     def policy(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(**model_inputs(batch), use_cache=False).logits
