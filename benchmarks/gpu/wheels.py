@@ -24,8 +24,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = Path(__file__).resolve().parent / "wheels"
-# Not in the device image (KINDS.md's package list), needed by `import trainer` and its config layer.
-MISSING = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "hydra-core", "omegaconf")
+# Not in the device image (KINDS.md's package list), needed by `import trainer` and its config layer;
+# typing-extensions is there, but pydantic 2.14 needs >= 4.16, newer than the image may hold.
+MISSING = (
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-inspection",
+    "typing-extensions",
+    "hydra-core",
+    "omegaconf",
+)
 # Published as a source archive only: built here instead of downloaded.
 SOURCE_ONLY = ("antlr4-python3-runtime",)
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")

@@ -1,0 +1,420 @@
+"""The one-shot GPU device check (issue 16): the project's CUDA figures in one run of at most 8 minutes.
+
+Why: a GPU machine is lent only now and then, for minutes, bare and offline. This script is rehearsed on
+CPU (`--dry`, tiny sizes, a CI test runs it) so that the first GPU minutes measure instead of debug. Each
+section is a function returning a dict (its figures, or `skipped` with the reason, or `error`); the JSON
+is rewritten after every section, so a run stopped by its time limit still leaves what it measured.
+
+Sections: environment; throughput and MFU of full fine-tuning of the llama3_2_1b shape (random init,
+packed rows) through the project's Lightning module and `single` strategy, per attention kind and
+activation checkpointing; the same step in a hand-written PyTorch loop (the launcher's overhead ratio);
+`trainer plan`'s memory estimate vs torch.cuda.max_memory_allocated (full and LoRA); `pytest -m gpu`.
+
+Run: python benchmarks/gpu/check.py --dry [--out DIR]     (CPU, under 2 minutes)
+     benchmarks/gpu/run_on_device.sh                      (on the device: installs the wheels, runs this)
+It imports the installed project (the wheel from benchmarks/gpu/wheels.py), never mlflow or datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+import typing
+import warnings
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from trainer.boundary import compose
+from trainer.commands.plan import estimate_memory
+from trainer.config import TrainConfig
+from trainer.config.model import ModelConfig
+from trainer.data.collate import PackedCollator, model_inputs
+from trainer.data.encoded import IGNORE
+from trainer.models.accounting import meta_param_counts
+from trainer.models.build import build_model, hf_config, load_tokenizer
+from trainer.models.estimate import flops_per_token, preset_config
+from trainer.models.optim import build_optimizer, build_scheduler
+from trainer.models.scoring import token_loss
+from trainer.parallel import for_config
+from trainer.training.module import CausalLMModule
+
+ROOT = Path(__file__).resolve().parents[2]
+PEAK_BF16 = 989e12  # H200 (= H100 SXM) dense bf16 FLOP/s, the datasheet figure MFU is quoted against
+HUB_ID = "meta-llama/Llama-3.2-1B"  # its shape comes from trainer/config/presets.py: no hub, random init
+OPTIONAL = ("flash_attn", "deepspeed", "bitsandbytes", "liger_kernel", "triton")
+QUIET = (
+    "tracker=none trainer.progress_bar=false trainer.val_every=disable trainer.val_at_start=false"
+    " data.validation=null trainer.checkpoint_every=disable trainer.save_last=false"
+    " trainer.export_model=false"
+).split()
+Batch = dict[str, torch.Tensor]
+
+
+class Sizes:
+    """What one mode runs: the full check on one H200, or the dry rehearsal on CPU."""
+
+    def __init__(self, dry: bool, micro_batch: int) -> None:
+        self.dry = dry
+        self.seq = 128 if dry else 2048
+        self.micro = 2 if dry else micro_batch
+        self.warmup, self.timed = (1, 3) if dry else (3, 10)
+        self.budget = 110.0 if dry else 480.0  # seconds for the whole run
+        self.needs = {"variant": 5.0, "pytest": 10.0} if dry else {"variant": 45.0, "pytest": 30.0}
+
+    def overrides(self, *extra: str) -> list[str]:
+        base = [f"data.sequence_len={self.seq}", f"data.micro_batch={self.micro}"]
+        base += [f"data.global_batch={self.micro}", "data.packing=true", "parallelism=single"]
+        if not self.dry:
+            base += ["model.architecture.max_position_embeddings=131072"]
+        return [*QUIET, *base, *extra]
+
+
+class Clock:
+    """The run's deadline: a section that would not fit is skipped with the reason, not started."""
+
+    def __init__(self, budget: float) -> None:
+        self.start, self.budget = time.perf_counter(), budget
+
+    def left(self) -> float:
+        return self.budget - (time.perf_counter() - self.start)
+
+    def too_late(self, needs: float) -> str | None:
+        left = self.left()
+        return (
+            None
+            if left >= needs
+            else f"would not fit: {left:.0f} s left of {self.budget:.0f}, needs ~{needs:.0f}"
+        )
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def setup(sizes: Sizes, *extra: str) -> tuple[TrainConfig, Any]:
+    """A validated config (the CLI's compose path) and the model config: the llama3_2_1b preset on a GPU
+    (random init, since model=tiny is from_scratch), the tiny default's own in --dry."""
+    cfg = compose(sizes.overrides(*extra), "gpu-check").cfg
+    model_config = hf_config(cfg.model, load_tokenizer(cfg.model)) if sizes.dry else preset_config(HUB_ID)
+    return cfg, model_config
+
+
+def packed_batches(n: int, sizes: Sizes, vocab: int, seed: int = 0) -> list[Batch]:
+    """`n` micro batches of packed rows of random documents (32 to seq/2 tokens, the last one cut to fit),
+    assembled by the project's PackedCollator: position ids restart at every document."""
+    rng = np.random.default_rng(seed)
+    collate = PackedCollator(pad_id=0)
+    batches = []
+    for _ in range(n):
+        rows = []
+        for _ in range(sizes.micro):
+            lengths: list[int] = []
+            while sum(lengths) < sizes.seq:
+                lengths.append(min(int(rng.integers(32, sizes.seq // 2)), sizes.seq - sum(lengths)))
+            ids = rng.integers(3, vocab, sizes.seq)
+            labels = ids.copy()
+            labels[np.cumsum([0, *lengths[:-1]])] = IGNORE  # no document predicts its first token
+            positions = np.concatenate([np.arange(k) for k in lengths])
+            rows.append({"input_ids": ids, "labels": labels, "position_ids": positions})
+        batches.append(collate(rows))
+    return batches
+
+
+class StepClock(L.Callback):
+    """The time at the end of every training batch (after a device sync), and the first loss."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.first_loss: float | None = None
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, idx: int) -> None:
+        sync()
+        self.stamps.append(time.perf_counter())
+        if self.first_loss is None:
+            self.first_loss = float(outputs["loss"])
+
+
+def run_ours(cfg: TrainConfig, model_config: Any, batches: list[Batch]) -> tuple[list[float], float]:
+    """The project's path: CausalLMModule under lightning.Trainer with the config's strategy/precision."""
+    torch.manual_seed(cfg.run.seed)
+    parallel = for_config(cfg)
+    module = CausalLMModule(cfg, model_config, len(batches), parallel)
+    clock = StepClock()
+    trainer = L.Trainer(
+        accelerator="gpu" if cfg.on_gpu else "cpu",
+        devices=1,
+        strategy=parallel.strategy(),
+        precision=cfg.precision,
+        max_steps=len(batches),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        gradient_clip_val=cfg.trainer.gradient_clip,
+        callbacks=[clock],
+        default_root_dir=os.environ.get("TMPDIR", "/tmp"),
+        inference_mode=False,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return clock.stamps, float(clock.first_loss or "nan")
+
+
+def run_baseline(cfg: TrainConfig, model_config: Any, batches: list[Batch]) -> tuple[list[float], float]:
+    """The same step by hand: model, optimizer, scheduler, loss, clipping, autocast as Lightning's
+    bf16-mixed does it (bf16-true: the weights cast to bf16)."""
+    torch.manual_seed(cfg.run.seed)
+    device = torch.device("cuda" if cfg.on_gpu else "cpu")
+    model = build_model(cfg.model, model_config).to(device)
+    if cfg.precision == "bf16-true":
+        model = model.to(torch.bfloat16)
+    model.train()
+    optimizer = build_optimizer(model, cfg.optimizer, on_gpu=cfg.on_gpu)
+    scheduler = build_scheduler(optimizer, cfg.scheduler, len(batches))
+    autocast = cfg.precision == "bf16-mixed"
+    stamps, first = [], float("nan")
+    for step, cpu_batch in enumerate(batches):
+        batch = {k: v.to(device, non_blocking=True) for k, v in cpu_batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(**model_inputs(batch), use_cache=False).logits
+            total, count = token_loss(logits, batch["labels"])
+            loss = total / count.clamp(min=1)
+        loss.backward()
+        if cfg.trainer.gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+        stamps.append(time.perf_counter())
+        if step == 0:
+            first = float(loss.detach())
+    return stamps, first
+
+
+def rate(stamps: list[float], batches: list[Batch], warmup: int) -> float:
+    """Non-padding tokens/s from the end of step `warmup` to the end of the last step."""
+    tokens = sum(int(b["real_tokens"]) for b in batches[warmup:])
+    return tokens / (stamps[-1] - stamps[warmup - 1])
+
+
+def measured(runner: Callable, cfg: TrainConfig, model_config: Any, sizes: Sizes) -> dict[str, Any]:
+    """One timed run: tokens/s, MFU (on CUDA), the first loss and the peak of allocated CUDA memory."""
+    batches = packed_batches(sizes.warmup + sizes.timed, sizes, model_config.vocab_size)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    stamps, first_loss = runner(cfg, model_config, batches)
+    tok_s = rate(stamps, batches, sizes.warmup)
+    params = meta_param_counts(cfg.model, model_config, cfg.peft)
+    per_token, _ = flops_per_token(params.total, params.trainable, cfg.peft.method == "none")
+    # Attention's score and value products, as torchtitan counts them (the causal half not taken off).
+    attention = 12 * model_config.num_hidden_layers * model_config.hidden_size * sizes.seq
+    out = {"tokens_per_s": round(tok_s, 1), "first_loss": round(first_loss, 5), "seconds": 0.0}
+    if torch.cuda.is_available():
+        out["mfu_6n"] = round(tok_s * per_token / PEAK_BF16, 4)
+        out["mfu_6n_attention"] = round(tok_s * (per_token + attention) / PEAK_BF16, 4)
+        out["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 3)
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+# --- sections ------------------------------------------------------------------------------------------
+
+
+def environment(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    out: dict[str, Any] = {"python": sys.version.split()[0], "torch": torch.__version__}
+    out["cuda"] = torch.version.cuda if torch.cuda.is_available() else "no CUDA"
+    if torch.cuda.is_available():
+        out["device"] = torch.cuda.get_device_name(0)
+        out["capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
+    for name in ("transformers", "lightning", "peft", "pydantic", "hydra-core", "trainer"):
+        out[name] = version(name)
+    for name in OPTIONAL:
+        try:
+            import_module(name)
+            out[name] = version(name.replace("_", "-"))
+        except (ImportError, PackageNotFoundError, RuntimeError, OSError) as err:
+            out[name] = f"missing ({type(err).__name__}: {str(err)[:80]})"
+    out["peak_bf16_flops_for_mfu"] = PEAK_BF16
+    return out
+
+
+def attention_kinds() -> dict[str, str | None]:
+    """Each attention kind to measure, with the reason it is skipped (None: it runs)."""
+    allowed = typing.get_args(ModelConfig.model_fields["attn_implementation"].annotation)
+    kinds: dict[str, str | None] = {"sdpa": None}
+    kinds["flex_attention"] = (
+        None
+        if "flex_attention" in allowed
+        else f"model.attn_implementation accepts {'|'.join(allowed)}: the project has no flex attention yet"
+    )
+    if not torch.cuda.is_available():
+        kinds["flash_attention_2"] = "no CUDA"
+    else:
+        try:
+            import_module("flash_attn")
+            kinds["flash_attention_2"] = None
+        except ImportError as err:
+            kinds["flash_attention_2"] = f"flash_attn does not import: {err}"
+    return kinds
+
+
+def throughput(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    out: dict[str, Any] = {"sequence_len": sizes.seq, "micro_batch": sizes.micro, "steps": sizes.timed}
+    for kind, reason in attention_kinds().items():
+        for ckpt in (False, True):
+            name = f"{kind}, checkpointing {'on' if ckpt else 'off'}"
+            why = reason or clock.too_late(sizes.needs["variant"])
+            if why:
+                out[name] = {"skipped": why}
+                continue
+            extra = [f"model.attn_implementation={kind}", f"model.gradient_checkpointing={str(ckpt).lower()}"]
+            cfg, model_config = setup(sizes, *extra)
+            out[name] = measured(run_ours, cfg, model_config, sizes)
+            print(f"  {name}: {out[name]}", flush=True)
+    return out
+
+
+def overhead(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    reason = clock.too_late(2 * sizes.needs["variant"])
+    if reason:
+        return {"skipped": reason}
+    cfg, model_config = setup(sizes, "model.attn_implementation=sdpa")
+    base = measured(run_baseline, cfg, model_config, sizes)
+    ours = measured(run_ours, cfg, model_config, sizes)
+    ratio = round(ours["tokens_per_s"] / base["tokens_per_s"], 3)
+    return {"hand_written": base, "ours": ours, "ratio_ours_over_hand_written": ratio}
+
+
+def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, extra in (("full", ["peft=none"]), ("lora", ["peft=lora"])):
+        cfg, model_config = setup(sizes, *extra)
+        params = meta_param_counts(cfg.model, model_config, cfg.peft)
+        est = estimate_memory(cfg, params, model_config).memory
+        row: dict[str, Any] = {"estimate_gib": round(est.total / 1024**3, 3), "precision": cfg.precision}
+        row |= {f"estimate_{k}_gib": round(getattr(est, k) / 1024**3, 3) for k in ("weights", "activations")}
+        reason = "no CUDA" if not torch.cuda.is_available() else clock.too_late(sizes.needs["variant"])
+        if reason:
+            row["measured"] = f"skipped: {reason}"
+        else:
+            got = measured(run_ours, cfg, model_config, sizes)["peak_allocated_gib"]
+            row |= {"measured_gib": got, "estimate_over_measured": round(row["estimate_gib"] / got, 3)}
+        out[name] = row
+    return out
+
+
+def gpu_tests(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    """`pytest -m gpu` over the test files that mark tests gpu (the others need mlflow or datasets)."""
+    reason = clock.too_late(sizes.needs["pytest"])
+    if reason:
+        return {"skipped": reason}
+    files = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py") if "mark.gpu" in p.read_text()
+    )
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files]
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(clock.left(), 1))
+    except subprocess.TimeoutExpired:
+        return {"files": files, "skipped": f"timed out after {clock.left():.0f} s"}
+    counts = {
+        k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|deselected|errors?)", done.stdout)
+    }
+    return {"files": files, "exit": done.returncode, **counts, "tail": done.stdout[-1500:]}
+
+
+SECTIONS = {
+    "environment": environment,
+    "throughput": throughput,
+    "overhead": overhead,
+    "memory": memory,
+    "gpu_tests": gpu_tests,
+}
+
+
+# --- report --------------------------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """One table per section, nested dicts flattened to `a / b` keys."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+        rows = []
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            rows += flat(v, f"{key} / ") if isinstance(v, dict) else [(key, v)]
+        return rows
+
+    lines = [f"# GPU check ({report['mode']}), {report['date']}", ""]
+    for name, section in report["sections"].items():
+        lines += [f"## {name}", "", "| key | value |", "| --- | --- |"]
+        for key, value in flat(section):
+            text = str(value).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {key} | {text[:300]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], out: Path | None) -> None:
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+        (out / "gpu_check.md").write_text(markdown(report))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry", action="store_true", help="CPU rehearsal at tiny sizes (under 2 minutes)")
+    parser.add_argument("--out", type=Path, help="write gpu_check.json and gpu_check.md here")
+    parser.add_argument("--micro-batch", type=int, default=4, help="rows of 2048 tokens per step (full mode)")
+    parser.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run these sections only")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*validation_step.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if not args.dry and not torch.cuda.is_available():
+        sys.exit("no CUDA device: run with --dry for the CPU rehearsal")
+    sizes = Sizes(args.dry, args.micro_batch)
+    clock = Clock(sizes.budget)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report: dict[str, Any] = {"mode": "dry" if args.dry else "full", "date": stamp, "sections": {}}
+    for name, section in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"== {name} ({clock.left():.0f} s left)", flush=True)
+        start = time.perf_counter()
+        try:
+            result = section(sizes, clock)
+        except Exception as err:  # one broken section must not cost the others' figures
+            traceback.print_exc()
+            result = {"error": f"{type(err).__name__}: {err}"[:500]}
+        result["section_seconds"] = round(time.perf_counter() - start, 1)
+        report["sections"][name] = result
+        write(report, args.out)
+    report["total_seconds"] = round(time.perf_counter() - clock.start, 1)
+    write(report, args.out)
+    print(json.dumps(report, indent=2))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
