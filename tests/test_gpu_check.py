@@ -22,6 +22,7 @@ WITHOUT = (
     "for name in ('mlflow', 'datasets', 'optuna', 'submitit'):\n"
     "    sys.modules[name] = None\n"
     "sys.argv = ['check.py', *sys.argv[1:]]\n"
+    "sys.path.insert(0, 'benchmarks/gpu')  # as running the file does: its helpers sit beside it\n"
     "runpy.run_path('benchmarks/gpu/check.py', run_name='__main__')\n"
 )
 
