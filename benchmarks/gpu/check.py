@@ -30,7 +30,7 @@ import typing
 import warnings
 from collections.abc import Callable
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,18 @@ def measured(runner: Callable, cfg: TrainConfig, model_config: Any, sizes: Sizes
     return out
 
 
+def attempt(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One measurement, or its error: an out-of-memory in one variant must not lose the section."""
+    try:
+        return run()
+    except Exception as err:
+        traceback.print_exc()
+        return {"error": f"{type(err).__name__}: {err}"[:500]}
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 # --- sections ------------------------------------------------------------------------------------------
 
 
@@ -139,7 +151,7 @@ def environment(sizes: Sizes, clock: Clock) -> dict[str, Any]:
         try:
             import_module(name)
             out[name] = version(name.replace("_", "-"))
-        except (ImportError, PackageNotFoundError, RuntimeError, OSError) as err:
+        except Exception as err:  # a package built for another CUDA fails in its own ways
             out[name] = f"missing ({type(err).__name__}: {str(err)[:80]})"
     out["peak_bf16_flops_for_mfu"] = PEAK_BF16
     return out
@@ -175,8 +187,7 @@ def throughput(sizes: Sizes, clock: Clock) -> dict[str, Any]:
                 out[name] = {"skipped": why}
                 continue
             extra = [f"model.attn_implementation={kind}", f"model.gradient_checkpointing={str(ckpt).lower()}"]
-            cfg, model_config = setup(sizes, *extra)
-            out[name] = measured(run_ours, cfg, model_config, sizes)
+            out[name] = attempt(lambda extra=extra: measured(run_ours, *setup(sizes, *extra), sizes))
             print(f"  {name}: {out[name]}", flush=True)
     return out
 
@@ -204,14 +215,18 @@ def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
         if reason:
             row["measured"] = f"skipped: {reason}"
         else:
-            got = measured(run_ours, cfg, model_config, sizes)["peak_allocated_gib"]
-            row |= {"measured_gib": got, "estimate_over_measured": round(row["estimate_gib"] / got, 3)}
+            run = attempt(lambda c=cfg, m=model_config: measured(run_ours, c, m, sizes))
+            got = run.get("peak_allocated_gib")
+            if got:
+                row |= {"measured_gib": got, "estimate_over_measured": round(row["estimate_gib"] / got, 3)}
+            else:
+                row["measured"] = run  # its error
         out[name] = row
     return out
 
 
 def gpu_tests(sizes: Sizes, clock: Clock) -> dict[str, Any]:
-    """`pytest -m gpu` over the test files that mark tests gpu (the others need mlflow or datasets)."""
+    """`pytest -m gpu` over the test files that mark tests gpu (collecting the rest would only cost time)."""
     reason = clock.too_late(sizes.needs["pytest"])
     if reason:
         return {"skipped": reason}
@@ -219,10 +234,11 @@ def gpu_tests(sizes: Sizes, clock: Clock) -> dict[str, Any]:
         str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py") if "mark.gpu" in p.read_text()
     )
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files]
+    limit = max(clock.left(), 1.0)
     try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(clock.left(), 1))
-    except subprocess.TimeoutExpired:
-        return {"files": files, "skipped": f"timed out after {clock.left():.0f} s"}
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired as err:
+        return {"files": files, "skipped": f"timed out after {limit:.0f} s", "tail": str(err.stdout)[-1500:]}
     counts = {
         k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|deselected|errors?)", done.stdout)
     }
