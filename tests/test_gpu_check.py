@@ -47,7 +47,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_section_has_figures_or_a_reason(report: dict) -> None:
     sections = report["sections"]
-    assert list(sections) == ["environment", "throughput", "overhead", "memory", "gpu_tests"]
+    assert list(sections) == ["environment", "throughput", "overhead", "packing", "memory", "gpu_tests"]
     for name, section in sections.items():
         assert "error" not in section, (name, section)
         assert section["section_seconds"] >= 0
@@ -82,6 +82,16 @@ def test_overhead_compares_the_same_step(report: dict) -> None:
     assert ov["ours"]["first_loss"] == pytest.approx(ov["hand_written"]["first_loss"], abs=1e-4)
     assert ov["ratio_ours_over_hand_written"] == pytest.approx(
         ov["ours"]["tokens_per_s"] / ov["hand_written"]["tokens_per_s"], abs=2e-3
+    )
+
+
+def test_packing_compares_the_same_lengths_packed_and_padded(report: dict) -> None:
+    pk = report["sections"]["packing"]
+    assert pk["examples"] == 999 and pk["scaled_by"] == 16  # alpaca_en_demo at 2048, rows of 128 in --dry
+    assert pk["packed"]["batch_shape"] == [2, 128] and pk["packed"]["fill"] > 0.95
+    assert pk["padded"]["fill"] < pk["packed"]["fill"]  # padding to each batch's longest example
+    assert pk["packed_over_padded"] == pytest.approx(
+        pk["packed"]["tokens_per_s"] / pk["padded"]["tokens_per_s"], abs=2e-3
     )
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from loops import packed_batches, rate, run_baseline, run_ours
+from loops import packed_and_padded, packed_batches, random_examples, rate, run_baseline, run_ours
 
 from trainer.boundary import compose
 from trainer.commands.plan import estimate_memory
@@ -102,9 +102,12 @@ def setup(sizes: Sizes, *extra: str) -> tuple[TrainConfig, Any]:
     return cfg, model_config
 
 
-def measured(runner: Callable, cfg: TrainConfig, model_config: Any, sizes: Sizes) -> dict[str, Any]:
+def measured(
+    runner: Callable, cfg: TrainConfig, model_config: Any, sizes: Sizes, batches: list | None = None
+) -> dict[str, Any]:
     """One timed run: tokens/s, MFU (on CUDA), the first loss and the peak of allocated CUDA memory."""
-    batches = packed_batches(sizes.warmup + sizes.timed, sizes.micro, sizes.seq, model_config.vocab_size)
+    if batches is None:
+        batches = packed_batches(sizes.warmup + sizes.timed, sizes.micro, sizes.seq, model_config.vocab_size)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -203,6 +206,28 @@ def overhead(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     return {"hand_written": base, "ours": ours, "ratio_ours_over_hand_written": ratio}
 
 
+def packing(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    """Packed rows against padded batches of the same alpaca_en_demo lengths (alpaca_lengths.json), sdpa,
+    checkpointing off: effective (non-padding) tokens/s. Dry: the lengths scaled to the shorter rows."""
+    reason = clock.too_late(2 * sizes.needs["variant"])
+    if reason:
+        return {"skipped": reason}
+    record = json.loads((Path(__file__).resolve().parent / "alpaca_lengths.json").read_text())
+    scale = record["sequence_len"] // sizes.seq
+    lengths = [max(2, n // scale) for n in record["lengths"]]
+    cfg, model_config = setup(sizes, "model.attn_implementation=sdpa")
+    examples = random_examples(lengths, model_config.vocab_size)
+    packed, padded = packed_and_padded(examples, sizes.micro, sizes.seq, sizes.warmup + sizes.timed)
+    out: dict[str, Any] = {"lengths": record["source"], "examples": len(lengths), "scaled_by": scale}
+    for name, batches in (("packed", packed), ("padded", padded)):
+        fill = sum(int(b["real_tokens"]) for b in batches) / sum(b["input_ids"].numel() for b in batches)
+        run = attempt(lambda b=batches: measured(run_ours, cfg, model_config, sizes, b))
+        out[name] = {"batch_shape": list(batches[0]["input_ids"].shape), "fill": round(fill, 4), **run}
+    if "tokens_per_s" in out["packed"] and "tokens_per_s" in out["padded"]:
+        out["packed_over_padded"] = round(out["packed"]["tokens_per_s"] / out["padded"]["tokens_per_s"], 3)
+    return out
+
+
 def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, extra in (("full", ["peft=none"]), ("lora", ["peft=lora"])):
@@ -249,6 +274,7 @@ SECTIONS = {
     "environment": environment,
     "throughput": throughput,
     "overhead": overhead,
+    "packing": packing,
     "memory": memory,
     "gpu_tests": gpu_tests,
 }

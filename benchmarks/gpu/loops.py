@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from trainer.config import TrainConfig
-from trainer.data.collate import PackedCollator, model_inputs
-from trainer.data.encoded import IGNORE
+from trainer.data.collate import PackedCollator, model_inputs, padded
+from trainer.data.encoded import IGNORE, TokenizedSet
+from trainer.data.packing import PackedSet
 from trainer.models.build import build_model
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.scoring import token_loss
@@ -51,6 +52,33 @@ def packed_batches(n: int, rows: int, seq: int, vocab: int, seed: int = 0) -> li
             packed.append({"input_ids": ids, "labels": labels, "position_ids": positions})
         batches.append(collate(packed))
     return batches
+
+
+def random_examples(lengths: list[int], vocab: int, seed: int = 0) -> TokenizedSet:
+    """Examples of these lengths with random tokens, each one's first token not a label."""
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(3, vocab, int(offsets[-1])).astype(np.int32)
+    labels = ids.copy()
+    labels[offsets[:-1]] = IGNORE
+    return TokenizedSet(ids, labels, offsets)
+
+
+def packed_and_padded(
+    examples: TokenizedSet, rows: int, seq: int, steps: int, seed: int = 0
+) -> tuple[list[Batch], list[Batch]]:
+    """`steps` batches of `rows` packed rows (the project's PackedSet and PackedCollator), and `steps`
+    padded batches (the project's `padded`) of as many examples per step as a packed batch holds on
+    average, in seeded random order: the same data, each side batched as the launcher would."""
+    rng = np.random.default_rng(seed)
+    packed_set = PackedSet(examples, seq)
+    collate = PackedCollator(pad_id=0)
+    order = np.resize(rng.permutation(len(packed_set)), rows * steps)  # repeated when too few rows
+    packed = [collate([packed_set[int(i)] for i in order[k * rows : (k + 1) * rows]]) for k in range(steps)]
+    per_step = max(1, round(rows * len(examples) / len(packed_set)))
+    shuffled = np.resize(rng.permutation(len(examples)), per_step * steps)
+    chunks = [shuffled[k * per_step : (k + 1) * per_step] for k in range(steps)]
+    return packed, [padded([examples[int(i)] for i in chunk], 0) for chunk in chunks]
 
 
 class StepClock(L.Callback):
