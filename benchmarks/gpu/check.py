@@ -60,8 +60,8 @@ Batch = dict[str, torch.Tensor]
 class Sizes:
     """What one mode runs: the full check on one H200, or the dry rehearsal on CPU."""
 
-    def __init__(self, dry: bool, micro_batch: int) -> None:
-        self.dry = dry
+    def __init__(self, dry: bool, micro_batch: int, settings: tuple[str, ...] = ()) -> None:
+        self.dry, self.settings = dry, settings
         self.seq = 128 if dry else 2048
         self.micro = 2 if dry else micro_batch
         self.warmup, self.timed = (1, 3) if dry else (3, 10)
@@ -73,7 +73,7 @@ class Sizes:
         base += [f"data.global_batch={self.micro}", "data.packing=true", "parallelism=single"]
         if not self.dry:
             base += ["model.architecture.max_position_embeddings=131072"]
-        return [*QUIET, *base, *extra]
+        return [*QUIET, *base, *extra, *self.settings]  # --set last: it wins
 
 
 class Clock:
@@ -316,6 +316,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write gpu_check.json and gpu_check.md here")
     parser.add_argument("--micro-batch", type=int, default=4, help="rows of 2048 tokens per step (full mode)")
     parser.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run these sections only")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run (model.compile=true)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*validation_step.*"):
@@ -323,10 +330,11 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if not args.dry and not torch.cuda.is_available():
         sys.exit("no CUDA device: run with --dry for the CPU rehearsal")
-    sizes = Sizes(args.dry, args.micro_batch)
+    sizes = Sizes(args.dry, args.micro_batch, tuple(args.set))
     clock = Clock(sizes.budget)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    report: dict[str, Any] = {"mode": "dry" if args.dry else "full", "date": stamp, "sections": {}}
+    report: dict[str, Any] = {"mode": "dry" if args.dry else "full", "date": stamp, "set": args.set}
+    report["sections"] = {}
     for name, section in SECTIONS.items():
         if args.only and name not in args.only:
             continue

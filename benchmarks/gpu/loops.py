@@ -44,7 +44,7 @@ def packed_batches(n: int, rows: int, seq: int, vocab: int, seed: int = 0) -> li
         for _ in range(rows):
             lengths: list[int] = []
             while sum(lengths) < seq:
-                lengths.append(min(int(rng.integers(32, seq // 2)), seq - sum(lengths)))
+                lengths.append(min(int(rng.integers(min(32, seq // 4), seq // 2)), seq - sum(lengths)))
             ids = rng.integers(3, vocab, seq)
             labels = ids.copy()
             labels[np.cumsum([0, *lengths[:-1]])] = IGNORE  # no document predicts its first token
