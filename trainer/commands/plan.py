@@ -147,21 +147,33 @@ def make_plan(inv: Invocation) -> Plan:
 # --- printing ----------------------------------------------------------------------------------------
 
 
-def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class MemoryFigures:
+    """The plan's memory estimate per device, with what the printed rows say about it."""
+
+    memory: Any  # MemoryEstimate, per device
+    split: Any  # Sharding
+    param_bytes: int  # bytes per weight
+    act_bytes: int  # bytes per activation value
+    rows_per_item: int  # 2 for pair objectives (chosen and rejected), else 1
+    reference: str | None  # reference_kind(...)
+    activations_known: bool
+
+
+def estimate_memory(cfg: TrainConfig, params: Any, model_config: Any) -> MemoryFigures:
+    """The memory estimate `trainer plan` prints, as numbers: public so that benchmarks/gpu/check.py
+    compares the very same figure with `torch.cuda.max_memory_allocated`."""
     from trainer.config.objective import DATA_KIND, reference_kind
     from trainer.models.estimate import (
         DTYPE_BYTES,
         MemoryEstimate,
         activation_bytes,
-        flops_per_token,
         gradient_bytes,
-        human_bytes,
-        human_count,
         sharding,
         weight_bytes,
     )
 
-    cfg, p, mc = plan.cfg, plan.params, plan.model_config
+    p, mc = params, model_config
     full = cfg.peft.method == "none"
     true_half = cfg.precision == "bf16-true"
     param_b = 2 if true_half else DTYPE_BYTES[cfg.model.dtype]
@@ -193,11 +205,23 @@ def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
         reference=p.total * param_b if reference == "copy" else 0,
     )
     split = sharding(cfg.parallelism)
-    mem = split.per_device(mem)
+    return MemoryFigures(
+        split.per_device(mem), split, param_b, act_b, rows_per_item, reference, acts is not None
+    )
+
+
+def _memory_rows(plan: Plan) -> list[tuple[str, str]]:
+    from trainer.models.estimate import flops_per_token, human_bytes, human_count
+
+    cfg, p = plan.cfg, plan.params
+    fig = estimate_memory(cfg, p, plan.model_config)
+    mem, split, param_b, act_b = fig.memory, fig.split, fig.param_bytes, fig.act_bytes
+    rows_per_item, reference = fig.rows_per_item, fig.reference
+    full = cfg.peft.method == "none"
     act_text = (
         f"activations {human_bytes(mem.activations)} (micro {cfg.data.micro_batch * rows_per_item} x "
         f"{cfg.data.sequence_len} tokens, {act_b}-byte)"
-        if acts is not None
+        if fig.activations_known
         else "activations unknown"
     )
     flops, how = flops_per_token(p.total, p.trainable, full)
