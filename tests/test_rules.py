@@ -205,6 +205,34 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "  model.attn_implementation=flash_attention_2: flash-attn needs the flash-attn package, which is not installed; pip install flash-attn, or model.attn_implementation=sdpa"
         ],
     ),
+    "flex_on_cpu": (
+        ["hardware.cuda=false", "model.attn_implementation=flex_attention"],
+        [
+            "  model.attn_implementation=flex_attention: training with FlexAttention (its backward) needs a CUDA GPU; this run is on the CPU; use model.attn_implementation=sdpa (it masks packed documents too)"
+        ],
+    ),
+    "loss_chunks_under_fsdp": (
+        [*FSDP, "model.loss_chunk_tokens=1024"],
+        [
+            "  model.loss_chunk_tokens=1024: the chunked loss calls the output layer outside the model's forward, which parallelism=fsdp shards; set model.loss_chunk_tokens=null, or use parallelism=ddp or single"
+        ],
+    ),
+    "loss_chunks_with_dpo": (
+        ["data=tiny_prefs", "objective=dpo", "peft=lora", "model.loss_chunk_tokens=1024"],
+        [
+            "  model.loss_chunk_tokens=1024: objective=dpo scores whole sequences from their logits; the chunked loss is the SFT token loss; set model.loss_chunk_tokens=null"
+        ],
+    ),
+    "loss_chunks_with_softcapped_logits": (
+        ["model=gemma2_2b", "model.loss_chunk_tokens=1024", "model.attn_implementation=eager"],
+        [
+            "  model.loss_chunk_tokens=1024: this model scales or soft-caps its output logits (google/gemma-2-2b, built-in preset), which the chunked loss leaves out; set model.loss_chunk_tokens=null"
+        ],
+    ),
+    "loss_chunks_too_small": (
+        ["model.loss_chunk_tokens=8"],
+        ["  model.loss_chunk_tokens=8: Input should be greater than or equal to 64"],
+    ),
     "flash_in_fp32": (
         [
             "hardware.cuda=true",
@@ -628,6 +656,8 @@ def test_valid_gpu_configs_pass_the_same_rules() -> None:
         [*GPU, packages, "model.attn_implementation=flash_attention_2", "trainer.precision=auto"]
     )
     assert flash.precision == "bf16-mixed"  # auto on a bf16 GPU: what flash-attn needs
+    flex = load_config([*GPU, "model.attn_implementation=flex_attention", "model.loss_chunk_tokens=4096"])
+    assert (flex.model.attn_implementation, flex.model.loss_chunk_tokens) == ("flex_attention", 4096)
     fsdp1 = load_config([*GPU, packages, *FSDP, "parallelism.version=1", "parallelism.cpu_offload=true"])
     assert (fsdp1.parallelism.version, fsdp1.parallelism.cpu_offload, fsdp1.on_gpu) == (1, True, True)
     slurm = load_config([*FSDP, "hardware.slurm_nodes=1", "hardware.slurm_tasks_per_node=2"])

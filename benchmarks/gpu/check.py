@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import traceback
-import typing
 import warnings
 from collections.abc import Callable
 from importlib import import_module
@@ -40,7 +39,6 @@ from loops import packed_and_padded, packed_batches, random_examples, rate, run_
 from trainer.boundary import compose
 from trainer.commands.plan import estimate_memory
 from trainer.config import TrainConfig
-from trainer.config.model import ModelConfig
 from trainer.models.accounting import meta_param_counts
 from trainer.models.build import hf_config, load_tokenizer
 from trainer.models.estimate import flops_per_token, preset_config
@@ -65,8 +63,10 @@ class Sizes:
         self.seq = 128 if dry else 2048
         self.micro = 2 if dry else micro_batch
         self.warmup, self.timed = (1, 3) if dry else (3, 10)
-        self.budget = 110.0 if dry else 480.0  # seconds for the whole run
-        self.needs = {"variant": 5.0, "pytest": 10.0} if dry else {"variant": 45.0, "pytest": 30.0}
+        self.budget = 110.0 if dry else 430.0  # seconds for the whole run
+        self.needs = {"variant": 5.0, "pytest": 10.0, "compile": 5.0}
+        if not dry:
+            self.needs = {"variant": 45.0, "pytest": 30.0, "compile": 100.0}
 
     def overrides(self, *extra: str) -> list[str]:
         base = [f"data.sequence_len={self.seq}", f"data.micro_batch={self.micro}"]
@@ -162,12 +162,11 @@ def environment(sizes: Sizes, clock: Clock) -> dict[str, Any]:
 
 def attention_kinds() -> dict[str, str | None]:
     """Each attention kind to measure, with the reason it is skipped (None: it runs)."""
-    allowed = typing.get_args(ModelConfig.model_fields["attn_implementation"].annotation)
     kinds: dict[str, str | None] = {"sdpa": None}
     kinds["flex_attention"] = (
-        None
-        if "flex_attention" in allowed
-        else f"model.attn_implementation accepts {'|'.join(allowed)}: the project has no flex attention yet"
+        "no CUDA (torch's FlexAttention has no backward on the CPU)"
+        if not torch.cuda.is_available()
+        else None
     )
     if not torch.cuda.is_available():
         kinds["flash_attention_2"] = "no CUDA"
@@ -228,25 +227,51 @@ def packing(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     return out
 
 
+MEMORY_RUNS = {
+    "full": ["peft=none"],
+    "full, loss in chunks": ["peft=none", "model.loss_chunk_tokens=2048"],
+    "full, checkpointing": ["peft=none", "model.gradient_checkpointing=true"],
+    "full, checkpointing, loss in chunks": [
+        "peft=none",
+        "model.gradient_checkpointing=true",
+        "model.loss_chunk_tokens=2048",
+    ],
+    "lora": ["peft=lora"],
+}
+NOT_MEASURED = {
+    "qlora": "bitsandbytes is not in the device image and its wheel (CUDA libraries) would not fit the "
+    "64 MiB the tree may carry; QLoRA also needs pretrained weights (model.quantize refuses from_scratch)",
+    "fsdp2, one device": "the config refuses parallelism=fsdp with one process (it only adds "
+    "overhead); sharding needs 2+ GPUs, and this machine has one",
+    "deepspeed zero-2/3": "deepspeed is not in the device image and is published as a source archive only",
+}
+
+
 def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    """`trainer plan`'s estimate against the measured peak, and the chunked loss's saving and cost (the
+    same micro batches with and without model.loss_chunk_tokens)."""
     out: dict[str, Any] = {}
-    for name, extra in (("full", ["peft=none"]), ("lora", ["peft=lora"])):
-        cfg, model_config = setup(sizes, *extra)
+    for name, extra in MEMORY_RUNS.items():
+        if sizes.dry and "loss_chunk" in " ".join(extra):
+            extra = [e.replace("=2048", "=64") for e in extra]  # dry rows are 2 x 128 tokens
+        cfg, model_config = setup(sizes, "model.attn_implementation=sdpa", *extra)
         params = meta_param_counts(cfg.model, model_config, cfg.peft)
         est = estimate_memory(cfg, params, model_config).memory
         row: dict[str, Any] = {"estimate_gib": round(est.total / 1024**3, 3), "precision": cfg.precision}
         row |= {f"estimate_{k}_gib": round(getattr(est, k) / 1024**3, 3) for k in ("weights", "activations")}
-        reason = "no CUDA" if not torch.cuda.is_available() else clock.too_late(sizes.needs["variant"])
+        reason = clock.too_late(sizes.needs["variant"])
         if reason:
             row["measured"] = f"skipped: {reason}"
         else:
             run = attempt(lambda c=cfg, m=model_config: measured(run_ours, c, m, sizes))
+            row |= {k: run[k] for k in ("tokens_per_s", "first_loss", "error") if k in run}
             got = run.get("peak_allocated_gib")
             if got:
                 row |= {"measured_gib": got, "estimate_over_measured": round(row["estimate_gib"] / got, 3)}
-            else:
-                row["measured"] = run  # its error
         out[name] = row
+        print(f"  {name}: {row}", flush=True)
+    for name, reason in NOT_MEASURED.items():
+        out[name] = {"skipped": reason}
     return out
 
 
@@ -270,13 +295,29 @@ def gpu_tests(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     return {"files": files, "exit": done.returncode, **counts, "tail": done.stdout[-1500:]}
 
 
+def compiled(sizes: Sizes, clock: Clock) -> dict[str, Any]:
+    """The throughput row sdpa / checkpointing off again with model.compile=true (last: its compilation
+    takes a minute or more, and the other sections come first)."""
+    reason = (
+        "no CUDA (compiling on the CPU is rehearsed by the tests)" if not torch.cuda.is_available() else None
+    )
+    reason = reason or clock.too_late(sizes.needs["compile"])
+    if reason:
+        return {"skipped": reason}
+    extra = ["model.attn_implementation=sdpa", "model.compile=true"]
+    return {
+        "sdpa, checkpointing off, compiled": attempt(lambda: measured(run_ours, *setup(sizes, *extra), sizes))
+    }
+
+
 SECTIONS = {
     "environment": environment,
     "throughput": throughput,
     "overhead": overhead,
-    "packing": packing,
     "memory": memory,
+    "packing": packing,
     "gpu_tests": gpu_tests,
+    "compiled": compiled,
 }
 
 

@@ -7,7 +7,7 @@
 # Then the device tool's `run` with
 #     command:   bash benchmarks/gpu/run_on_device.sh
 #     carry:     ["benchmarks/gpu/wheels"]        (git-ignored, so it travels only when carried)
-#     timeout_s: 600
+#     timeout_s: 540
 # What comes back under $OUT: gpu_check.json, gpu_check.md, gpu_check.log, nvidia_smi.txt. The check
 # rewrites the JSON after every section, so a run stopped by a limit still returns what it measured.
 #
@@ -29,4 +29,4 @@ timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache
     --target "$SITE" "${wheels[@]}" || { echo "installing the wheels failed" >&2; exit 3; }
 export PYTHONPATH="$SITE" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # The check keeps its own 8-minute budget; this guard stops it should a step hang.
-timeout -k 10 560 "$PY" benchmarks/gpu/check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
+timeout -k 10 500 "$PY" benchmarks/gpu/check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"

@@ -196,6 +196,7 @@ def estimate_memory(cfg: TrainConfig, params: Any, model_config: Any) -> MemoryF
             cfg.data.micro_batch * rows_per_item,
             act_b,
             cfg.model.gradient_checkpointing,
+            cfg.model.loss_chunk_tokens,
         )
     mem = MemoryEstimate(
         weights=weight_bytes(p.total, p.trainable, param_b, trainable_b),

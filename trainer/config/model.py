@@ -51,8 +51,10 @@ class ModelConfig(StrictModel):
         None, description="Tokenizer hub id or folder; null = same as name_or_path."
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Dtype of the weights.")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
-        "sdpa", description="Attention kernel: sdpa, eager, or flash_attention_2 (CUDA + flash-attn)."
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = Field(
+        "sdpa",
+        description="Attention kernel: sdpa, eager, flash_attention_2 (CUDA + flash-attn), or "
+        "flex_attention (torch's compiled kernel; CUDA for training). All mask packed documents apart.",
     )
     quantize: Literal["nf4", "fp4", "int8"] | None = Field(
         None, description="Load the base weights quantized with bitsandbytes (CUDA; for peft=qlora)."
@@ -64,6 +66,13 @@ class ModelConfig(StrictModel):
     compile: bool = Field(
         False,
         description="torch.compile the model in place once built (slow first steps, faster later ones).",
+    )
+    loss_chunk_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Compute the output layer and cross entropy this many trained tokens at a time, again "
+        "in backward, so the tokens x vocabulary logits never exist at once (a 128k vocabulary makes them "
+        "the largest activation). Same loss and gradients; null = all at once.",
     )
     added_tokens: list[str] = Field(
         default_factory=list,

@@ -168,8 +168,9 @@ def build_model(cfg: ModelConfig, config: Any) -> Any:
     if cfg.compile:
         # In place (nn.Module.compile): the module, its parameter names and save_pretrained stay as they
         # are; only calls go through the compiled function. Compilation happens at the first forward, so
-        # adapters and sharding applied after this are part of what gets compiled.
-        model.compile()
+        # adapters and sharding applied after this are part of what gets compiled. With a chunked loss the
+        # training step calls the decoder itself (scoring.chunked_token_loss), so that is what is compiled.
+        (model.get_decoder() if cfg.loss_chunk_tokens else model).compile()
     return model
 
 

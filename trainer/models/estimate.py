@@ -60,6 +60,7 @@ def activation_bytes(
     micro_batch: int,
     act_dtype_bytes: int,
     checkpointing: bool = False,
+    loss_chunk: int | None = None,
 ) -> int:
     """Activations kept for the backward pass of one micro batch (a rough estimate).
 
@@ -68,7 +69,8 @@ def activation_bytes(
     activations; it is scaled by act_dtype_bytes / 2 for fp32. With gradient checkpointing only each
     layer's input (2 s b h bytes at 16 bits) is kept, plus one layer recomputed at a time. The logits
     (s b V, upcast to fp32 for the loss) are added on top. Fused attention kernels (sdpa/flash) do not
-    store the s^2 attention matrix, so for them the 5 a s^2 b term overestimates.
+    store the s^2 attention matrix, so for them the 5 a s^2 b term overestimates. A chunked loss
+    (model.loss_chunk_tokens) holds one chunk's logits at a time instead of all s b of them.
     """
     s, b, h, a = seq_len, micro_batch, hidden, heads
     per_layer_16bit = 34 * s * b * h + 5 * a * s * s * b
@@ -76,7 +78,8 @@ def activation_bytes(
         kept_16bit = layers * 2 * s * b * h + per_layer_16bit
     else:
         kept_16bit = layers * per_layer_16bit
-    return kept_16bit * act_dtype_bytes // 2 + s * b * vocab * 4
+    logit_rows = s * b if loss_chunk is None else min(s * b, loss_chunk)
+    return kept_16bit * act_dtype_bytes // 2 + logit_rows * vocab * 4
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """The numbers a causal LM is scored by, on logits and labels: token loss and teacher-forced exact match.
 
-Training, validation and `trainer evaluate` all use these two functions, so a run's final `val/loss` is
-reproduced exactly by evaluating its folder.
+Training, validation and `trainer evaluate` all use these functions, so a run's final `val/loss` is
+reproduced exactly by evaluating its folder. `chunked_token_loss` is `token_loss` computed from the
+decoder's hidden states a slice of tokens at a time (model.loss_chunk_tokens), for training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from trainer.data.encoded import IGNORE
 
@@ -19,6 +23,30 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
         shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum"
     )
     return total, (shift_labels != IGNORE).sum()
+
+
+def chunked_token_loss(
+    hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_loss(head(hidden), labels)` without the tokens x vocabulary logits at once.
+
+    Only trained positions go through the output layer `head` (prompt and padding tokens need no
+    logits), `chunk` rows at a time; each slice's logits are dropped after its loss and recomputed in
+    backward (non-reentrant checkpoint), so the peak is one slice's logits and their gradient. The
+    price is the output layer's forward twice."""
+    targets = labels[:, 1:].reshape(-1)
+    trained = targets != IGNORE
+    rows = hidden[:, :-1].reshape(-1, hidden.size(-1))[trained]
+    targets = targets[trained]
+
+    def piece(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(head(h).float(), t, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, rows.size(0), chunk):
+        end = start + chunk
+        total = total + checkpoint(piece, rows[start:end], targets[start:end], use_reentrant=False)
+    return total, trained.sum()
 
 
 def exact_matches(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

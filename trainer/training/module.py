@@ -26,7 +26,7 @@ from trainer.data.collate import model_inputs
 from trainer.models.build import build_model, seeded
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.peft import apply_peft
-from trainer.models.scoring import exact_matches, token_loss
+from trainer.models.scoring import chunked_token_loss, exact_matches, token_loss
 from trainer.objectives.metrics import StatMeans, weighted_means
 from trainer.parallel import Parallel
 
@@ -131,10 +131,19 @@ class CausalLMModule(L.LightningModule):
             self._window.append(loss.detach())
             self._stat_window.append(stats)
             return loss
-        total, count = token_loss(self(batch), batch["labels"])
+        total, count = self._train_loss(batch)
         loss = total / count.clamp(min=1)
         self._window.append(loss.detach())
         return loss
+
+    def _train_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The SFT token loss: from the logits, or with model.loss_chunk_tokens from the decoder's hidden
+        states through the output layer a slice at a time (the rules keep that to unsharded strategies)."""
+        chunk = self.cfg.model.loss_chunk_tokens
+        if chunk is None:
+            return token_loss(self(batch), batch["labels"])
+        hidden = self.model.get_decoder()(**model_inputs(batch), use_cache=False).last_hidden_state
+        return chunked_token_loss(hidden, self.model.get_output_embeddings(), batch["labels"], chunk)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """The training metrics of the optimizer step about to be taken: `train/loss` is the mean loss of

@@ -125,6 +125,16 @@ def _flash_attention(cfg: TrainConfig) -> Problem | None:
     )  # fmt: skip
 
 
+def _flex_attention_trains_on_cuda(cfg: TrainConfig) -> Problem | None:
+    """torch's FlexAttention has a forward on the CPU but no backward ("does not support backward on CPU")."""
+    if cfg.model.attn_implementation != "flex_attention":
+        return None
+    return _needs(
+        cfg, "model.attn_implementation", "flex_attention", "training with FlexAttention (its backward)",
+        cuda=True, package=None, instead="use model.attn_implementation=sdpa (it masks packed documents too)",
+    )  # fmt: skip
+
+
 def _quantization(cfg: TrainConfig) -> Problem | None:
     if cfg.model.quantize is None:
         return None
@@ -178,6 +188,7 @@ RULES: tuple[Rule, ...] = (
     _lion_needs_package,
     _fused_adamw_needs_cuda,
     _flash_attention,
+    _flex_attention_trains_on_cuda,
     _quantization,
     _fsdp1_needs_cuda,
     _deepspeed_needs_cuda,

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from trainer.config.train import TrainConfig
 
 FOUR_BIT = ("nf4", "fp4")
+# Model types whose *ForCausalLM forward changes the output layer's logits (soft-capping, a scale).
+SCALED_LOGITS = ("gemma2", "gemma3", "gemma3_text", "cohere", "cohere2", "granite", "granitemoe")
 
 
 def _known_config(cfg: TrainConfig) -> tuple[dict[str, Any], str] | None:
@@ -157,6 +159,41 @@ def _added_tokens_need_trained_embeddings(cfg: TrainConfig) -> Problem | None:
     )
 
 
+def _loss_chunks_need_the_plain_step(cfg: TrainConfig) -> Problem | None:
+    """Chunking calls the decoder and the output layer apart: a sharded strategy gathers its outer
+    parameters (embeddings, output layer) only around the whole model's forward, and the preference
+    losses score each sequence from its full logits."""
+    if cfg.model.loss_chunk_tokens is None:
+        return None
+    key, value = "model.loss_chunk_tokens", cfg.model.loss_chunk_tokens
+    if cfg.parallelism.strategy in ("fsdp", "deepspeed"):
+        return Problem(
+            key,
+            value,
+            f"the chunked loss calls the output layer outside the model's forward, which "
+            f"parallelism={cfg.parallelism.strategy} shards",
+            "set model.loss_chunk_tokens=null, or use parallelism=ddp or single",
+        )
+    known = _known_config(cfg)
+    values, source = known if known is not None else ({}, "")
+    if values.get("model_type") in SCALED_LOGITS or values.get("final_logit_softcapping"):
+        return Problem(
+            key,
+            value,
+            f"this model scales or soft-caps its output logits ({source}), which the chunked loss leaves out",
+            "set model.loss_chunk_tokens=null",
+        )
+    if cfg.objective.method != "sft":
+        return Problem(
+            key,
+            value,
+            f"objective={cfg.objective.method} scores whole sequences from their logits; the chunked loss "
+            "is the SFT token loss",
+            "set model.loss_chunk_tokens=null",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _sequence_fits_model,
     _flash_attention_needs_half_precision,
@@ -165,4 +202,5 @@ RULES: tuple[Rule, ...] = (
     _qlora_needs_four_bit,
     _softcapping_needs_a_kernel_with_it,
     _added_tokens_need_trained_embeddings,
+    _loss_chunks_need_the_plain_step,
 )
