@@ -27,6 +27,7 @@ LAST_FIGURES = {
     "data_pipeline": "hit / build",
     "busy_machine": "busy/idle",
     "slurm_jobs": "requeue downtime",
+    "loss_memory": "chunked / plain",
 }
 
 

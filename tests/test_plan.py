@@ -178,6 +178,30 @@ def test_activation_formula_by_hand() -> None:
     assert activation_bytes(**args, act_dtype_bytes=2, checkpointing=True) == 2 * 24 + 498 + 120
 
 
+def test_chunked_loss_holds_one_chunk_of_logits() -> None:
+    args = dict(layers=2, hidden=4, heads=2, vocab=10, seq_len=3, micro_batch=1, act_dtype_bytes=2)
+    assert activation_bytes(**args, loss_chunk=2) == 2 * 498 + 2 * 10 * 4  # 2 of the 3 rows of logits
+    assert activation_bytes(**args, loss_chunk=64) == activation_bytes(**args)  # one chunk holds them all
+
+
+def test_qlora_weights_are_four_bit_except_embeddings_and_norms() -> None:
+    """The 1B preset under peft=qlora: 4.127 bits per decoder linear weight (NF4 + double-quantized
+    constants), the tied 128256 x 2048 embedding, the 33 norms and the adapters in fp32."""
+    from trainer.commands.plan import estimate_memory
+    from trainer.models.accounting import meta_param_counts
+
+    packages = "hardware.packages={bitsandbytes:true}"
+    cfg = load_config([*GPUS[:3], packages, "model=llama3_2_1b", "peft=qlora", "data.sequence_len=128"])
+    config = preset_config("meta-llama/Llama-3.2-1B")
+    params = meta_param_counts(cfg.model, config, cfg.peft)
+    unquantized = 128256 * 2048 + 33 * 2048
+    quantized = 1_235_814_400 - unquantized
+    assert params.total - params.trainable == 1_235_814_400
+    want = round(quantized * (0.5 + 1 / 64 + 4 / 16384)) + (unquantized + params.trainable) * 4
+    assert estimate_memory(cfg, params, config).memory.weights == want
+    assert 1.4 * 2**30 < want < 1.5 * 2**30  # vs 4.6 GiB for the same base in fp32
+
+
 def test_flops_per_token() -> None:
     assert flops_per_token(100, 100, full_finetune=True)[0] == 600
     assert flops_per_token(100, 10, full_finetune=False)[0] == 2 * 100 + 2 * 100 + 2 * 10

@@ -10,7 +10,7 @@ packed rows) through the project's Lightning module and `single` strategy, per a
 activation checkpointing; the same step in a hand-written PyTorch loop (the launcher's overhead ratio);
 `trainer plan`'s memory estimate vs torch.cuda.max_memory_allocated (full and LoRA); `pytest -m gpu`.
 
-Run: python benchmarks/gpu/check.py --dry [--out DIR]     (CPU, under 2 minutes)
+Run: python benchmarks/gpu/check.py --dry [--out DIR]     (CPU, about 2 minutes)
      benchmarks/gpu/run_on_device.sh                      (on the device: installs the wheels, runs this)
 It imports the installed project (the wheel from benchmarks/gpu/wheels.py), never mlflow or datasets.
 """
@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from loops import packed_and_padded, packed_batches, random_examples, rate, run_baseline, run_ours
+from loops import (
+    packed_and_padded,
+    packed_batches,
+    random_examples,
+    rate,
+    run_baseline,
+    run_ours,
+    save_pretrained,
+)
 
 from trainer.boundary import compose
 from trainer.commands.plan import estimate_memory
@@ -63,7 +71,7 @@ class Sizes:
         self.seq = 128 if dry else 2048
         self.micro = 2 if dry else micro_batch
         self.warmup, self.timed = (1, 3) if dry else (3, 10)
-        self.budget = 110.0 if dry else 430.0  # seconds for the whole run
+        self.budget = 240.0 if dry else 430.0  # seconds for the whole run (dry: 2 busy cores)
         self.needs = {"variant": 5.0, "pytest": 10.0, "compile": 5.0}
         if not dry:
             self.needs = {"variant": 45.0, "pytest": 30.0, "compile": 100.0}
@@ -71,7 +79,8 @@ class Sizes:
     def overrides(self, *extra: str) -> list[str]:
         base = [f"data.sequence_len={self.seq}", f"data.micro_batch={self.micro}"]
         base += [f"data.global_batch={self.micro}", "data.packing=true", "parallelism=single"]
-        if not self.dry:
+        base += ["trainer.precision=auto"]  # bf16-mixed on the H200 (the project's default is 32)
+        if not self.dry and "model=folder" not in extra:  # a folder's config.json says its own
             base += ["model.architecture.max_position_embeddings=131072"]
         return [*QUIET, *base, *extra, *self.settings]  # --set last: it wins
 
@@ -142,6 +151,20 @@ def attempt(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 # --- sections ------------------------------------------------------------------------------------------
 
 
+def import_error(name: str) -> str | None:
+    """Why `name` does not import, or None when it does (a package built for another CUDA fails in its
+    own ways, not only with ImportError)."""
+    try:
+        import_module(name)
+        return None
+    except Exception as err:
+        return f"{type(err).__name__}: {str(err)[:80]}"
+
+
+def importable(name: str) -> bool:
+    return import_error(name) is None
+
+
 def environment(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     out: dict[str, Any] = {"python": sys.version.split()[0], "torch": torch.__version__}
     out["cuda"] = torch.version.cuda if torch.cuda.is_available() else "no CUDA"
@@ -151,11 +174,8 @@ def environment(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     for name in ("transformers", "lightning", "peft", "pydantic", "hydra-core", "trainer"):
         out[name] = version(name)
     for name in OPTIONAL:
-        try:
-            import_module(name)
-            out[name] = version(name.replace("_", "-"))
-        except Exception as err:  # a package built for another CUDA fails in its own ways
-            out[name] = f"missing ({type(err).__name__}: {str(err)[:80]})"
+        why = import_error(name)
+        out[name] = f"missing ({why})" if why else version(name.replace("_", "-"))
     out["peak_bf16_flops_for_mfu"] = PEAK_BF16
     return out
 
@@ -168,14 +188,10 @@ def attention_kinds() -> dict[str, str | None]:
         if not torch.cuda.is_available()
         else None
     )
-    if not torch.cuda.is_available():
-        kinds["flash_attention_2"] = "no CUDA"
-    else:
-        try:
-            import_module("flash_attn")
-            kinds["flash_attention_2"] = None
-        except ImportError as err:
-            kinds["flash_attention_2"] = f"flash_attn does not import: {err}"
+    why = import_error("flash_attn")
+    kinds["flash_attention_2"] = (
+        "no CUDA" if not torch.cuda.is_available() else why and f"flash_attn does not import: {why}"
+    )
     return kinds
 
 
@@ -236,11 +252,15 @@ MEMORY_RUNS = {
         "model.gradient_checkpointing=true",
         "model.loss_chunk_tokens=2048",
     ],
+    "full, 8-bit AdamW": ["peft=none", "optimizer=adamw8bit"],
     "lora": ["peft=lora"],
+    "qlora": ["peft=qlora", "model=folder"],  # 4-bit quantization loads pretrained weights: a saved folder
 }
+# Rows only a CUDA machine with bitsandbytes runs; --dry composes them with these facts, for the estimate.
+CUDA_ONLY = {"full, 8-bit AdamW", "qlora"}
+GPU_FACTS = ["hardware.cuda=true", "hardware.gpu_count=1", "hardware.bf16=true"]
+GPU_FACTS += ["hardware.packages={bitsandbytes:true}"]
 NOT_MEASURED = {
-    "qlora": "bitsandbytes is not in the device image and its wheel (CUDA libraries) would not fit the "
-    "64 MiB the tree may carry; QLoRA also needs pretrained weights (model.quantize refuses from_scratch)",
     "fsdp2, one device": "the config refuses parallelism=fsdp with one process (it only adds "
     "overhead); sharding needs 2+ GPUs, and this machine has one",
     "deepspeed zero-2/3": "deepspeed is not in the device image and is published as a source archive only",
@@ -251,17 +271,22 @@ def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     """`trainer plan`'s estimate against the measured peak, and the chunked loss's saving and cost (the
     same micro batches with and without model.loss_chunk_tokens)."""
     out: dict[str, Any] = {}
+    runs_here = torch.cuda.is_available() and importable("bitsandbytes")
     for name, extra in MEMORY_RUNS.items():
         if sizes.dry and "loss_chunk" in " ".join(extra):
             extra = [e.replace("=2048", "=64") for e in extra]  # dry rows are 2 x 128 tokens
-        cfg, model_config = setup(sizes, "model.attn_implementation=sdpa", *extra)
+        if "model=folder" in extra:
+            extra = [*extra, f"model.name_or_path={pretrained_folder(sizes)}"]
+        skip = None if name not in CUDA_ONLY or runs_here else "needs CUDA and bitsandbytes"
+        facts = GPU_FACTS if skip and sizes.dry else []
+        cfg, model_config = setup(sizes, "model.attn_implementation=sdpa", *extra, *facts)
         params = meta_param_counts(cfg.model, model_config, cfg.peft)
         est = estimate_memory(cfg, params, model_config).memory
         row: dict[str, Any] = {"estimate_gib": round(est.total / 1024**3, 3), "precision": cfg.precision}
         row |= {f"estimate_{k}_gib": round(getattr(est, k) / 1024**3, 3) for k in ("weights", "activations")}
-        reason = clock.too_late(sizes.needs["variant"])
-        if reason:
-            row["measured"] = f"skipped: {reason}"
+        skip = skip or clock.too_late(sizes.needs["variant"])
+        if skip:
+            row["measured"] = f"skipped: {skip}"
         else:
             run = attempt(lambda c=cfg, m=model_config: measured(run_ours, c, m, sizes))
             row |= {k: run[k] for k in ("tokens_per_s", "first_loss", "error") if k in run}
@@ -273,6 +298,16 @@ def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
     for name, reason in NOT_MEASURED.items():
         out[name] = {"skipped": reason}
     return out
+
+
+def pretrained_folder(sizes: Sizes) -> Path:
+    """A local model folder (config.json, safetensors, the shipped tokenizer) of the measured shape with
+    random weights, made once: what a 4-bit base is loaded from (bitsandbytes quantizes on load)."""
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu-check-model-{'dry' if sizes.dry else '1b'}"
+    if not (folder / "config.json").exists():
+        cfg, model_config = setup(sizes)
+        save_pretrained(cfg, model_config, folder, dtype=torch.float32 if sizes.dry else torch.bfloat16)
+    return folder
 
 
 def gpu_tests(sizes: Sizes, clock: Clock) -> dict[str, Any]:
@@ -353,7 +388,7 @@ def write(report: dict[str, Any], out: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry", action="store_true", help="CPU rehearsal at tiny sizes (under 2 minutes)")
+    parser.add_argument("--dry", action="store_true", help="CPU rehearsal at tiny sizes (about 2 minutes)")
     parser.add_argument("--out", type=Path, help="write gpu_check.json and gpu_check.md here")
     parser.add_argument("--micro-batch", type=int, default=4, help="rows of 2048 tokens per step (full mode)")
     parser.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run these sections only")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,7 +20,7 @@ from trainer.config import TrainConfig
 from trainer.data.collate import PackedCollator, model_inputs, padded
 from trainer.data.encoded import IGNORE, TokenizedSet
 from trainer.data.packing import PackedSet
-from trainer.models.build import build_model
+from trainer.models.build import build_model, load_tokenizer
 from trainer.models.optim import build_optimizer, build_scheduler
 from trainer.models.scoring import token_loss
 from trainer.parallel import for_config
@@ -159,3 +160,14 @@ def rate(stamps: list[float], batches: list[Batch], warmup: int) -> float:
     """Non-padding tokens/s from the end of step `warmup` to the end of the last step."""
     tokens = sum(int(b["real_tokens"]) for b in batches[warmup:])
     return tokens / (stamps[-1] - stamps[warmup - 1])
+
+
+def save_pretrained(cfg: TrainConfig, model_config: Any, folder: Path, dtype: torch.dtype) -> None:
+    """Save a random-init model of `model_config` with the config's tokenizer: a pretrained folder
+    without the hub (on the GPU when there is one: a 1B model is built there in a second)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with device:
+        model = build_model(cfg.model, model_config).to(dtype)
+    model.save_pretrained(folder)
+    load_tokenizer(cfg.model).save_pretrained(folder)
+    del model

@@ -16,9 +16,11 @@ Run: .venv/bin/python benchmarks/gpu/wheels.py   (about 10 s; prints the folder'
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -38,6 +40,10 @@ MISSING = (
 # Published as a source archive only: built here instead of downloaded.
 SOURCE_ONLY = ("antlr4-python3-runtime",)
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+# bitsandbytes (QLoRA, 8-bit AdamW) is not in the image either; its wheel holds a 20 MB library per CUDA
+# and ROCm release (43 MB). The device's torch is built for CUDA 13, so only the CUDA 13 and CPU ones go.
+BITSANDBYTES = "bitsandbytes==0.50.2"
+KEEP_LIBRARY = re.compile(r"libbitsandbytes_(cpu|cuda13\d)\.so$")
 LIMIT_MIB = 40  # the tree that travels must stay under 64 MiB with the project's own files
 
 
@@ -72,7 +78,32 @@ def build(folder: Path) -> list[Path]:
     pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), *sources)
     pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(ROOT))
     shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' leftovers from the project's wheel
+    pip("download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+        "--platform", "manylinux_2_24_x86_64", "-d", str(folder), BITSANDBYTES)  # fmt: skip
+    for wheel in folder.glob("bitsandbytes-*.whl"):
+        slim(wheel)
     return sorted(folder.glob("*.whl"))
+
+
+def slim(wheel: Path) -> None:
+    """Rewrite a bitsandbytes wheel without the native libraries for other CUDA, ROCm and XPU releases,
+    and without their lines in RECORD (the list of the wheel's files that pip installs from)."""
+    kept = wheel.with_suffix(".slim")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(kept, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            name = item.filename
+            if name.endswith(".so") and not KEEP_LIBRARY.search(name):
+                continue
+            data = src.read(name)
+            if name.endswith(".dist-info/RECORD"):
+                lines = data.decode().splitlines()
+                data = "\n".join(
+                    line
+                    for line in lines
+                    if not (".so," in line and not KEEP_LIBRARY.search(line.split(",")[0]))
+                ).encode()
+            dst.writestr(item, data)
+    kept.replace(wheel)
 
 
 def main() -> None:

@@ -169,7 +169,9 @@ def estimate_memory(cfg: TrainConfig, params: Any, model_config: Any) -> MemoryF
         MemoryEstimate,
         activation_bytes,
         gradient_bytes,
+        quantized_weight_bytes,
         sharding,
+        unquantized_params,
         weight_bytes,
     )
 
@@ -198,8 +200,11 @@ def estimate_memory(cfg: TrainConfig, params: Any, model_config: Any) -> MemoryF
             cfg.model.gradient_checkpointing,
             cfg.model.loss_chunk_tokens,
         )
+    weights = weight_bytes(p.total, p.trainable, param_b, trainable_b)
+    if cfg.model.quantize is not None:
+        weights = quantized_weight_bytes(p.total, p.trainable, unquantized_params(mc), cfg.model.quantize)
     mem = MemoryEstimate(
-        weights=weight_bytes(p.total, p.trainable, param_b, trainable_b),
+        weights=weights,
         gradients=gradient_bytes(p.trainable, trainable_b),
         optimizer=p.trainable * cfg.optimizer.state_bytes_per_param,
         activations=acts or 0,

@@ -46,6 +46,30 @@ def weight_bytes(total: int, trainable: int, weight_dtype_bytes: int, trainable_
     return (total - trainable) * weight_dtype_bytes + trainable * trainable_bytes
 
 
+# Bytes per weight that bitsandbytes quantizes: 4 bits, plus with double quantization one 8-bit absmax per
+# 64-weight block and one fp32 constant per 256 blocks (QLoRA paper, 0.127 bit/param); int8 (LLM.int8):
+# one byte, plus an fp32 scale per row (negligible).
+QUANTIZED_BYTES = {"nf4": 0.5 + 1 / 64 + 4 / (64 * 256), "fp4": 0.5 + 1 / 64 + 4 / (64 * 256), "int8": 1.0}
+
+
+def quantized_weight_bytes(total: int, trainable: int, unquantized: int, quantize: str) -> int:
+    """Bytes of all parameters of a bitsandbytes-quantized base with adapters.
+
+    bitsandbytes replaces the decoder's linear layers only: the embeddings (the output layer too) and
+    the norms, `unquantized` params, stay unquantized, and peft's prepare_model_for_kbit_training casts
+    them to fp32 (4 bytes), as it does the adapters (`trainable`)."""
+    quantized = max(total - trainable - unquantized, 0)
+    return round(quantized * QUANTIZED_BYTES[quantize]) + (unquantized + trainable) * 4
+
+
+def unquantized_params(model_config: Any) -> int:
+    """The parameters bitsandbytes leaves as they are: input embeddings, an untied output layer, norms."""
+    vocab, hidden = getattr(model_config, "vocab_size", 0), getattr(model_config, "hidden_size", 0)
+    layers = getattr(model_config, "num_hidden_layers", 0)
+    tied = getattr(model_config, "tie_word_embeddings", False)
+    return vocab * hidden * (1 if tied else 2) + (2 * layers + 1) * hidden
+
+
 def gradient_bytes(trainable: int, grad_dtype_bytes: int) -> int:
     """One gradient per trainable parameter, in the parameter's dtype."""
     return trainable * grad_dtype_bytes
