@@ -75,6 +75,9 @@ def test_chunks_cover_every_trained_token_once() -> None:
         got, count = chunked_token_loss(hidden, head, labels, chunk)
         assert int(count) == int(want_count) == 3 * 32 - 6
         assert torch.allclose(got, want, rtol=1e-6), chunk
+    nothing, count = chunked_token_loss(hidden, head, torch.full_like(labels, IGNORE), 4)
+    nothing.backward()  # no trained token: zero, and still a graph through the output layer
+    assert int(count) == 0 and float(nothing) == 0.0 and head.weight.grad is not None
 
 
 GPU = ["hardware.cuda=true", "hardware.gpu_count=1", "hardware.bf16=true", "trainer.precision=bf16-mixed"]

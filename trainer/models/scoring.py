@@ -42,7 +42,9 @@ def chunked_token_loss(
     def piece(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(head(h).float(), t, reduction="sum")
 
-    total = hidden.new_zeros((), dtype=torch.float32)
+    # Starts from the output layer over no rows: zero, but in the graph, so a micro batch without trained
+    # tokens still backpropagates (and DDP still sees the output layer's gradient).
+    total = head(rows[:0]).float().sum()
     for start in range(0, rows.size(0), chunk):
         end = start + chunk
         total = total + checkpoint(piece, rows[start:end], targets[start:end], use_reentrant=False)
