@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -302,11 +303,12 @@ def memory(sizes: Sizes, clock: Clock) -> dict[str, Any]:
 
 def pretrained_folder(sizes: Sizes) -> Path:
     """A local model folder (config.json, safetensors, the shipped tokenizer) of the measured shape with
-    random weights, made once: what a 4-bit base is loaded from (bitsandbytes quantizes on load)."""
+    random weights: what a 4-bit base is loaded from (bitsandbytes quantizes on load). Written afresh
+    each run, so a folder left by an older shape is never measured."""
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu-check-model-{'dry' if sizes.dry else '1b'}"
-    if not (folder / "config.json").exists():
-        cfg, model_config = setup(sizes)
-        save_pretrained(cfg, model_config, folder, dtype=torch.float32 if sizes.dry else torch.bfloat16)
+    shutil.rmtree(folder, ignore_errors=True)
+    cfg, model_config = setup(sizes)
+    save_pretrained(cfg, model_config, folder, dtype=torch.float32 if sizes.dry else torch.bfloat16)
     return folder
 
 
